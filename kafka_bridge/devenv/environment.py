@@ -6,6 +6,7 @@ processes started, by pid) and ``env`` (the shell ``export`` lines).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import secrets
@@ -52,36 +53,49 @@ def start(directory: Path, options: StartOptions) -> dict[str, str]:
     if running:
         raise DevenvError(f"{directory} already runs {', '.join(r.name for r in running)}; "
                           f"run 'kafka-bridge-devenv stop --dir {directory}' first")
+    # RabbitMQ and Kafka start side by side: each waits mostly on a JVM or
+    # an Erlang VM booting, so together they take as long as the slower one.
+    tasks = []
+    if options.rabbit:
+        tasks.append(_start_rabbit)
+    if options.kafka:
+        tasks.append(_start_kafka)
+    with concurrent.futures.ThreadPoolExecutor(len(tasks)) as pool:
+        futures = [pool.submit(task, directory, options) for task in tasks]
+        concurrent.futures.wait(futures)
     records: list[ProcessRecord] = []
     exports: dict[str, str] = {}
-    try:
-        if options.rabbit:
-            node, started = rabbit.start_node(directory / "rabbitmq",
-                                              password=secrets.token_hex(12))
+    errors = []
+    for future in futures:
+        if future.exception() is not None:
+            errors.append(future.exception())
+        else:
+            started, named = future.result()
             records += started
-            _save_state(directory, records)
-            exports["KAFKA_BRIDGE_RABBIT_URL"] = node.transport_url
-        if options.kafka:
-            exports.update(_start_kafka(directory, options, records))
-    except BaseException:
+            exports.update(named)
+    if errors:
         for record in reversed(records):
             processes.stop(record)
-        _save_state(directory, [])
-        raise
+        raise errors[0]
+    _save_state(directory, records)
     env_file = directory / "env"
     env_file.write_text(format_exports(exports))
     env_file.chmod(0o600)
     return exports
 
 
-def _start_kafka(directory: Path, options: StartOptions,
-                 records: list[ProcessRecord]) -> dict[str, str]:
+def _start_rabbit(directory: Path,
+                  options: StartOptions) -> tuple[list[ProcessRecord], dict[str, str]]:
+    node, started = rabbit.start_node(directory / "rabbitmq", password=secrets.token_hex(12))
+    return started, {"KAFKA_BRIDGE_RABBIT_URL": node.transport_url}
+
+
+def _start_kafka(directory: Path,
+                 options: StartOptions) -> tuple[list[ProcessRecord], dict[str, str]]:
     secure = options.kafka_security == "sasl_ssl"
     tls = make_broker_tls(directory / "tls") if secure else None
     user = kafka.ScramUser("kafka-bridge", secrets.token_hex(12)) if secure else None
     nodes, started = kafka.start_cluster(directory / "kafka", options.kafka_nodes, tls, user)
-    records += started
-    _save_state(directory, records)
     bootstrap = ",".join(f"127.0.0.1:{n.client_port}" for n in nodes)
     exports = {"KAFKA_BRIDGE_KAFKA_BOOTSTRAP": bootstrap}
     if tls and user:
@@ -94,7 +108,7 @@ def _start_kafka(directory: Path, options: StartOptions,
         exports["KAFKA_BRIDGE_KAFKA_PASSWORD"] = user.password
     else:
         exports["KAFKA_BRIDGE_KAFKA_URL"] = f"kafka-notify://{bootstrap}/"
-    return exports
+    return started, exports
 
 
 def stop(directory: Path) -> list[ProcessRecord]:

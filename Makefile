@@ -1,0 +1,29 @@
+# The README's two commands: `make demo` and `make test`. Each installs what
+# it needs (Debian packages, a virtualenv in .venv) before it runs.
+PYTHON ?= python3
+VENV ?= .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit functional clean
+
+demo: $(STAMP)
+	$(VENV)/bin/python tools/demo.py
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest tests
+
+unit: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/unit
+
+functional: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/functional
+
+$(STAMP): setup.cfg pyproject.toml tools/install-system-packages.sh
+	tools/install-system-packages.sh
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test,compression]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

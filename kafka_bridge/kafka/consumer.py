@@ -1,0 +1,258 @@
+"""Consuming topics as a member of a consumer group, committing only what was acknowledged.
+
+A ``Subscription`` hands records out with ``fetch`` and commits a
+partition's offset only up to its lowest unacknowledged record. It never
+misses a record published after it was created: the end offsets are read
+before the constructor returns, and a partition the group has no committed
+offset for starts there once it is assigned, however late that is.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+import kafka.errors as kafka_errors
+from kafka import KafkaConsumer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from kafka_bridge.kafka import settings as settings_mod
+from kafka_bridge.kafka.connectivity import open_client
+from kafka_bridge.kafka.errors import KafkaBridgeError, kafka_errors_mapped, translate
+from kafka_bridge.kafka.offsets import OffsetTracker
+from kafka_bridge.kafka.settings import KafkaSettings
+from kafka_bridge.kafka.topics import TopicCreator
+
+LOG = logging.getLogger(__name__)
+
+#: longest a single broker poll blocks, so stop() takes effect quickly
+POLL_SLICE = 0.1
+
+START_POSITIONS = ("committed", "earliest", "latest")
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One record handed out by a Subscription, to be acknowledged or requeued."""
+
+    partition: TopicPartition
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+class Subscription(ConsumerRebalanceListener):
+    """A consumer-group member on topics.
+
+    ``start``: ``committed`` (resume where the group stopped; a partition
+    without a committed offset starts at its end as of construction),
+    ``earliest``, ``latest``, or an int timestamp in milliseconds; the last
+    three override committed offsets the first time this process is assigned
+    each partition (replay).
+
+    fetch() and close() belong to one thread at a time; acknowledge() and
+    requeue() may be called from any thread.
+    """
+
+    def __init__(self, settings: KafkaSettings, topics: Sequence[str], group: str,
+                 start: str | int = "committed") -> None:
+        if not isinstance(start, int) and start not in START_POSITIONS:
+            raise ValueError(f"start must be one of {START_POSITIONS} or a timestamp")
+        self._settings = settings
+        self._topics = sorted(set(topics))
+        self._group = group
+        self._start = start
+        self._tracker = OffsetTracker()
+        self._redeliver: collections.deque[Delivery] = collections.deque()
+        self._redeliver_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._closed = False
+        self._positioned: set[TopicPartition] = set()
+        self._last_commit = time.monotonic()
+        self._error_state: str | None = None
+        creator = TopicCreator(settings)
+        try:
+            creator.ensure(self._topics)
+        finally:
+            creator.close()
+        self._consumer = open_client(
+            KafkaConsumer, settings_mod.consumer_config(settings, group), settings,
+            f"subscribing group {group} to {', '.join(self._topics)}")
+        try:
+            with kafka_errors_mapped(f"reading offsets of {', '.join(self._topics)}",
+                                     settings.secret_values):
+                self._start_offsets = self._start_positions()
+                self._consumer.subscribe(self._topics, listener=self)
+        except BaseException:
+            self._consumer.close(autocommit=False)
+            raise
+
+    @property
+    def group(self) -> str:
+        return self._group
+
+    def _start_positions(self) -> dict[TopicPartition, int]:
+        """Where each partition starts when the group has no offset for it (or in
+        a replay mode), read now so that nothing published later is missed."""
+        partitions = []
+        for topic in self._topics:
+            ids = self._consumer.partitions_for_topic(topic) or ()
+            partitions += [TopicPartition(topic, p) for p in ids]
+        if not partitions:
+            return {}
+        if self._start == "earliest":
+            return dict(self._consumer.beginning_offsets(partitions))
+        ends = dict(self._consumer.end_offsets(partitions))
+        if isinstance(self._start, int):
+            found = self._consumer.offsets_for_times({tp: self._start for tp in partitions})
+            return {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in partitions}
+        return ends
+
+    # ConsumerRebalanceListener: called on kafka-python's network thread, where
+    # blocking consumer calls are refused; only seek() and our own state here.
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Acknowledged but uncommitted records of these partitions are
+        # delivered again to their next owner: at-least-once, never lost.
+        revoked_set = set(revoked)
+        dropped = self._tracker.forget(revoked_set)
+        with self._redeliver_lock:
+            kept = [d for d in self._redeliver if d.partition not in revoked_set]
+            self._redeliver.clear()
+            self._redeliver.extend(kept)
+        if dropped:
+            LOG.info("group %s: %d unacknowledged record(s) of revoked partitions will be "
+                     "delivered again", self._group, dropped)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._start == "committed":
+            return  # committed offsets apply; _poll handles partitions without one
+        for tp in assigned:
+            if tp not in self._positioned:
+                self._positioned.add(tp)
+                self._consumer.seek(tp, self._start_offsets.get(tp, 0))
+
+    # Delivery ------------------------------------------------------------------
+
+    def fetch(self, timeout: float | None, max_records: int) -> list[Delivery]:
+        """Up to max_records records, waiting at most timeout seconds (None: until some
+        arrive or stop() is called).
+
+        Requeued records come first. Fetching pauses while max_unacknowledged
+        records await acknowledgement. Does not raise: broker errors are
+        logged once per change and retried.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stopped.is_set():
+            self._commit_if_due()
+            if self._redeliver:
+                with self._redeliver_lock:
+                    out = []
+                    while self._redeliver and len(out) < max_records:
+                        out.append(self._redeliver.popleft())
+                if out:
+                    return out
+            room = self._settings.max_unacknowledged - self._tracker.unacknowledged()
+            left = POLL_SLICE if deadline is None else min(POLL_SLICE,
+                                                           deadline - time.monotonic())
+            if left <= 0:
+                return []
+            if room <= 0:
+                self._tracker.wait_for_room(self._settings.max_unacknowledged, left)
+                continue
+            batch = self._poll(left, min(max_records, room))
+            if batch:
+                return batch
+        return []
+
+    def _poll(self, timeout: float, max_records: int) -> list[Delivery]:
+        try:
+            polled = self._consumer.poll(timeout_ms=int(timeout * 1000),
+                                         max_records=max_records)
+        except kafka_errors.NoOffsetForPartitionError as exc:
+            # auto_offset_reset is 'none': the group has no offset for these
+            # partitions, so they start where they ended when we subscribed
+            # (0 for partitions created since: all of them is new).
+            for tp in exc.args[0]:
+                self._consumer.seek(tp, self._start_offsets.get(tp, 0))
+            return []
+        except Exception as exc:  # noqa: BLE001 - reported and retried
+            self._report_error(translate(exc, f"fetching for group {self._group}",
+                                         self._settings.secret_values))
+            self._stopped.wait(1.0)
+            return []
+        if self._error_state is not None:
+            LOG.info("group %s: fetching from Kafka works again", self._group)
+            self._error_state = None
+        out = []
+        for tp, records in polled.items():
+            for record in records:
+                self._tracker.handed_out(tp, record.offset)
+                out.append(Delivery(tp, record.offset, record.key, record.value,
+                                    tuple(record.headers or ()), record.timestamp))
+        return out
+
+    def _report_error(self, error: KafkaBridgeError) -> None:
+        text = str(error)
+        if text != self._error_state:
+            LOG.error("group %s: %s", self._group, text)
+            self._error_state = text
+
+    def acknowledge(self, delivery: Delivery) -> None:
+        """The record was handled; its offset may be committed."""
+        self._tracker.acknowledged(delivery.partition, delivery.offset)
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Hand the record out again (its offset stays uncommitted)."""
+        with self._redeliver_lock:
+            self._redeliver.append(delivery)
+
+    def unacknowledged(self) -> int:
+        """Records handed out and not yet acknowledged."""
+        return self._tracker.unacknowledged()
+
+    # Commits -------------------------------------------------------------------
+
+    def _commit_if_due(self) -> None:
+        if time.monotonic() - self._last_commit >= self._settings.commit_interval:
+            self._commit(self._tracker.to_commit())
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self._last_commit = time.monotonic()
+        if not offsets:
+            return
+        try:
+            self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1)
+                                   for tp, offset in offsets.items()})
+        except Exception as exc:  # noqa: BLE001 - the records will be redelivered
+            LOG.warning("group %s: commit failed, unacknowledged and uncommitted records "
+                        "will be delivered again: %s", self._group,
+                        translate(exc, "committing", self._settings.secret_values))
+            return
+        self._tracker.committed(offsets)
+
+    # Lifecycle -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Make fetch() return promptly; thread-safe."""
+        self._stopped.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what was acknowledged, leave the group, release; safe twice."""
+        self._stopped.set()
+        if self._closed:
+            return
+        self._closed = True
+        self._commit(self._tracker.to_commit())
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=int(timeout * 1000))
+        except Exception as exc:  # noqa: BLE001
+            LOG.warning("group %s: consumer did not close cleanly: %s", self._group,
+                        translate(exc, "closing", self._settings.secret_values))

@@ -1,0 +1,99 @@
+"""Which offsets may be committed: only those below every unacknowledged record.
+
+Records are acknowledged in any order (executor threads, batches); a
+partition's committed offset only ever advances to its lowest
+unacknowledged offset, so a crash redelivers everything not acknowledged.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+
+from kafka.structs import TopicPartition
+
+
+class _PartitionProgress:
+    __slots__ = ("pending", "acked", "next_offset", "committed")
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []          # heap of handed-out offsets
+        self.acked: set[int] = set()          # acknowledged, still in the heap
+        self.next_offset: int | None = None   # one past the highest handed out
+        self.committed: int | None = None     # last offset committed
+
+    def committable(self) -> int | None:
+        while self.pending and self.pending[0] in self.acked:
+            self.acked.discard(heapq.heappop(self.pending))
+        return self.pending[0] if self.pending else self.next_offset
+
+
+class OffsetTracker:
+    """Thread-safe record of handed-out and acknowledged offsets per partition."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partitions: dict[TopicPartition, _PartitionProgress] = {}
+        self._unacked = 0
+        self._changed = threading.Condition(self._lock)
+
+    def handed_out(self, tp: TopicPartition, offset: int) -> None:
+        """Record that offset of tp was handed to the application."""
+        with self._lock:
+            progress = self._partitions.setdefault(tp, _PartitionProgress())
+            heapq.heappush(progress.pending, offset)
+            progress.next_offset = max(progress.next_offset or 0, offset + 1)
+            self._unacked += 1
+
+    def acknowledged(self, tp: TopicPartition, offset: int) -> bool:
+        """Record an acknowledgement; False if tp was revoked meanwhile (ignored)."""
+        with self._lock:
+            progress = self._partitions.get(tp)
+            if progress is None or offset in progress.acked or offset not in progress.pending:
+                return False
+            progress.acked.add(offset)
+            self._unacked -= 1
+            self._changed.notify_all()
+            return True
+
+    def unacknowledged(self) -> int:
+        """How many handed-out records await acknowledgement."""
+        with self._lock:
+            return self._unacked
+
+    def wait_for_room(self, limit: int, timeout: float) -> bool:
+        """Block until fewer than limit records are unacknowledged, or timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._unacked < limit, timeout)
+
+    def to_commit(self, partitions: set[TopicPartition] | None = None
+                  ) -> dict[TopicPartition, int]:
+        """Offsets that advanced since the last commit (for partitions, if given)."""
+        with self._lock:
+            result = {}
+            for tp, progress in self._partitions.items():
+                if partitions is not None and tp not in partitions:
+                    continue
+                offset = progress.committable()
+                if offset is not None and offset != progress.committed:
+                    result[tp] = offset
+            return result
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        """Record that offsets were committed."""
+        with self._lock:
+            for tp, offset in offsets.items():
+                if tp in self._partitions:
+                    self._partitions[tp].committed = offset
+
+    def forget(self, partitions: set[TopicPartition]) -> int:
+        """Drop revoked partitions; return how many unacknowledged records they had."""
+        with self._lock:
+            dropped = 0
+            for tp in partitions:
+                progress = self._partitions.pop(tp, None)
+                if progress is not None:
+                    dropped += len(progress.pending) - len(progress.acked)
+            self._unacked -= dropped
+            self._changed.notify_all()
+            return dropped

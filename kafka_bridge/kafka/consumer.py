@@ -75,6 +75,7 @@ class Subscription(ConsumerRebalanceListener):
         self._stopped = threading.Event()
         self._closed = False
         self._positioned: set[TopicPartition] = set()
+        self._rewind: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._error_state: str | None = None
         creator = TopicCreator(settings)
@@ -119,25 +120,28 @@ class Subscription(ConsumerRebalanceListener):
     # blocking consumer calls are refused; only seek() and our own state here.
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Acknowledged but uncommitted records of these partitions are
-        # delivered again to their next owner: at-least-once, never lost.
+        # Records handed out from these partitions and not yet acknowledged
+        # must be fetched again, by whichever member gets the partition: the
+        # next owner starts from the committed offset, and if it is us again
+        # (kafka-python may keep our position), on_partitions_assigned rewinds
+        # to the lowest unacknowledged offset. Acknowledged records above it
+        # come again too: at-least-once, never lost.
         revoked_set = set(revoked)
-        dropped = self._tracker.forget(revoked_set)
+        self._rewind.update(self._tracker.to_commit(revoked_set, include_committed=True))
+        self._tracker.forget(revoked_set)
         with self._redeliver_lock:
             kept = [d for d in self._redeliver if d.partition not in revoked_set]
             self._redeliver.clear()
             self._redeliver.extend(kept)
-        if dropped:
-            LOG.info("group %s: %d unacknowledged record(s) of revoked partitions will be "
-                     "delivered again", self._group, dropped)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        if self._start == "committed":
-            return  # committed offsets apply; _poll handles partitions without one
+        rewind, self._rewind = self._rewind, {}
         for tp in assigned:
-            if tp not in self._positioned:
-                self._positioned.add(tp)
+            if tp in rewind:
+                self._consumer.seek(tp, rewind[tp])
+            elif self._start != "committed" and tp not in self._positioned:
                 self._consumer.seek(tp, self._start_offsets.get(tp, 0))
+            self._positioned.add(tp)
 
     # Delivery ------------------------------------------------------------------
 

@@ -66,16 +66,20 @@ class OffsetTracker:
         with self._changed:
             return self._changed.wait_for(lambda: self._unacked < limit, timeout)
 
-    def to_commit(self, partitions: set[TopicPartition] | None = None
-                  ) -> dict[TopicPartition, int]:
-        """Offsets that advanced since the last commit (for partitions, if given)."""
+    def to_commit(self, partitions: set[TopicPartition] | None = None,
+                  include_committed: bool = False) -> dict[TopicPartition, int]:
+        """Offsets that advanced since the last commit (for partitions, if given).
+
+        With include_committed, every known partition's lowest unacknowledged
+        offset (or one past the highest handed out), advanced or not.
+        """
         with self._lock:
             result = {}
             for tp, progress in self._partitions.items():
                 if partitions is not None and tp not in partitions:
                     continue
                 offset = progress.committable()
-                if offset is not None and offset != progress.committed:
+                if offset is not None and (include_committed or offset != progress.committed):
                     result[tp] = offset
             return result
 

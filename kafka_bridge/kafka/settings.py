@@ -116,9 +116,10 @@ def _parse_query_value(key: str, raw: Any) -> Any:
     try:
         return opt.type(value)
     except (ValueError, TypeError) as exc:
-        shown = "***" if opt.secret else repr(value)
+        # The parser's message may quote the value: never for a secret.
+        shown, detail = ("***", "not a valid value") if opt.secret else (repr(value), exc)
         raise ConfigurationError(f"kafka-notify:// URL parameter {key}={shown} is invalid: "
-                                 f"{exc}") from None
+                                 f"{detail}") from None
 
 
 def _connection_config(settings: KafkaSettings) -> dict[str, Any]:

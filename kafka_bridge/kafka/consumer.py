@@ -184,8 +184,13 @@ class Subscription(ConsumerRebalanceListener):
             # auto_offset_reset is 'none': the group has no offset for these
             # partitions, so they start where they ended when we subscribed
             # (0 for partitions created since: all of them is new).
-            for tp in exc.args[0]:
-                self._consumer.seek(tp, self._start_offsets.get(tp, 0))
+            # The start is committed at once: should this member die before
+            # handing anything out, the next one must start here too, not at
+            # its own later end offsets.
+            start = {tp: self._start_offsets.get(tp, 0) for tp in exc.args[0]}
+            for tp, offset in start.items():
+                self._consumer.seek(tp, offset)
+            self._commit(start)
             return []
         except Exception as exc:  # noqa: BLE001 - reported and retried
             self._report_error(translate(exc, f"fetching for group {self._group}",

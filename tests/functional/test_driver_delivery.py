@@ -40,8 +40,10 @@ class Recorder:
         return handle
 
     def wait_for(self, count: int, timeout: float = 30) -> bool:
+        """Wait until count distinct notifications arrived (duplicates don't count)."""
         with self._lock:
-            return self._lock.wait_for(lambda: len(self.received) >= count, timeout)
+            return self._lock.wait_for(
+                lambda: len({p["n"] for _, _, p in self.received}) >= count, timeout)
 
     def ids(self) -> list[int]:
         with self._lock:

@@ -19,7 +19,7 @@ from kafka_bridge.kafka import options
 from kafka_bridge.kafka.errors import ConfigurationError
 
 #: which Python package kafka-python needs for each compression codec
-CODEC_PACKAGES = {"snappy": ("cramjam", "snappy"), "lz4": ("lz4",), "zstd": ("zstandard",)}
+CODEC_PACKAGES = {"snappy": ("snappy",), "lz4": ("lz4",), "zstd": ("zstandard",)}
 
 
 @dataclasses.dataclass(frozen=True)

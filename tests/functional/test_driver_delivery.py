@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import oslo_messaging
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from oslo_config import cfg
 
 from tests.brokers import Brokers
@@ -266,3 +266,45 @@ def test_stop_and_cleanup_are_bounded_and_safe_twice(brokers, unique: str) -> No
     transport.cleanup()
     transport.cleanup()
     assert time.monotonic() - began < 15
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_notifications_round_trip(brokers, unique: str, codec: str) -> None:
+    conf = cfg.ConfigOpts()
+    conf([])
+    url = f"{brokers.kafka_url}{'&' if '?' in brokers.kafka_url else '?'}compression_codec={codec}"
+    transport = oslo_messaging.get_notification_transport(conf, url=url)
+    started = Listeners(transport)
+    try:
+        recorder = Recorder()
+        started.start([unique], recorder)
+        send = notifier(transport, unique)
+        for n in range(20):
+            send.info({}, "test.compressed", {"n": n, "text": "x" * 500})
+        assert recorder.wait_for(20)
+        assert set(recorder.ids()) == set(range(20))
+    finally:
+        started.stop_all()
+        transport.cleanup()
+
+
+def test_publisher_confirms_a_whole_batch_in_one_call(brokers, transport, unique: str) -> None:
+    driver = transport._driver
+    target = oslo_messaging.Target(topic=f"{unique}.info")
+    records = [driver.notification_record(
+        target, {}, {"event_type": "test.batch", "priority": "INFO", "publisher_id": "p",
+                     "message_id": str(n), "payload": {"n": n}, "timestamp": "t"})
+        for n in range(500)]
+    outcomes = driver.publisher.publish(records, retry=0)
+    assert outcomes == [None] * 500
+    consumer = KafkaConsumer(f"{unique}.info", group_id=unique, auto_offset_reset="earliest",
+                             consumer_timeout_ms=20000, **brokers.kafka_client_config())
+    seen = set()
+    try:
+        for record in consumer:
+            seen.add(record.value)
+            if len(seen) == 500:
+                break
+    finally:
+        consumer.close()
+    assert seen == {r.value for r in records}

@@ -95,10 +95,6 @@ class Subscription(ConsumerRebalanceListener):
             self._consumer.close(autocommit=False)
             raise
 
-    @property
-    def group(self) -> str:
-        return self._group
-
     def _start_positions(self) -> dict[TopicPartition, int]:
         """Where each partition starts when the group has no offset for it (or in
         a replay mode), read now so that nothing published later is missed."""
@@ -222,10 +218,6 @@ class Subscription(ConsumerRebalanceListener):
         """Hand the record out again (its offset stays uncommitted)."""
         with self._redeliver_lock:
             self._redeliver.append(delivery)
-
-    def unacknowledged(self) -> int:
-        """Records handed out and not yet acknowledged."""
-        return self._tracker.unacknowledged()
 
     # Commits -------------------------------------------------------------------
 

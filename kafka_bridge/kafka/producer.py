@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 
 from kafka import KafkaProducer
@@ -20,18 +19,9 @@ from kafka_bridge.kafka.errors import (DeliveryError, KafkaBridgeError, RecordTo
                                       translate)
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.kafka.topics import TopicCreator
+from kafka_bridge.retry import deliver
 
 LOG = logging.getLogger(__name__)
-
-MAX_BACKOFF = 5.0
-
-
-def attempts_allowed(retry: int | None) -> float:
-    """Delivery attempts oslo's retry argument allows: None or -1 mean forever."""
-    if retry is None or retry < 0:
-        return float("inf")
-    return retry + 1
-
 
 class Publisher:
     """Sends records and reports, per record, whether Kafka confirmed it.
@@ -57,55 +47,47 @@ class Publisher:
                                              self._settings, "connecting the Kafka producer")
             return self._producer
 
-    def publish(self, records: Sequence[OutgoingRecord],
-                retry: int | None = None) -> list[KafkaBridgeError | None]:
+    def publish(self, records: Sequence[OutgoingRecord], retry: int | None = None,
+                cancel: threading.Event | None = None) -> list[KafkaBridgeError | None]:
         """Send all records, wait for their confirmations; one outcome per record.
 
         An outcome is None once the brokers confirmed the record (acks as
         configured), else the error that ended its delivery. Retriable
         failures are sent again, as a group, with backoff, until ``retry`` (oslo
-        semantics: None or -1 forever, 0 never, N times) is used up; errors
-        that no retry can fix (too large, not authorized) end at once. Never
-        returns before every record has an outcome.
+        semantics: None or -1 forever, 0 never, N times) is used up or
+        ``cancel`` is set; errors that no retry can fix (too large, not
+        authorized) end at once. Never returns before every record has an
+        outcome.
         """
-        outcomes: list[KafkaBridgeError | None] = [None] * len(records)
-        pending = list(range(len(records)))
-        allowed = attempts_allowed(retry)
-        attempt = 0
-        while pending:
-            attempt += 1
-            failed = self._attempt(records, pending, outcomes)
-            if not failed:
-                break
-            if attempt >= allowed:
-                for index in failed:
-                    last = outcomes[index]
-                    outcomes[index] = DeliveryError(
-                        f"Kafka did not confirm the record for topic {records[index].topic} "
-                        f"after {attempt} attempt(s): {last}")
-                    outcomes[index].__cause__ = last
-                break
-            delay = min(MAX_BACKOFF, 0.2 * 2 ** (attempt - 1))
+        def log_retry(attempt: int, failing: int, error: BaseException, delay: float) -> None:
             LOG.warning("Kafka did not confirm %d record(s) (%s); attempt %d, retrying in %.1fs",
-                        len(failed), outcomes[failed[0]], attempt, delay)
-            time.sleep(delay)
-            pending = failed
-        return outcomes
+                        failing, error, attempt, delay)
 
-    def _attempt(self, records: Sequence[OutgoingRecord], indexes: list[int],
-                 outcomes: list[KafkaBridgeError | None]) -> list[int]:
-        """One delivery attempt of records[indexes]; return the retriable failures."""
+        outcomes, attempts = deliver(records, self.attempt, retry, cancel, log_retry)
+        result: list[KafkaBridgeError | None] = []
+        for record, outcome in zip(records, outcomes):
+            if outcome is not None and getattr(outcome, "retriable", False):
+                failure = DeliveryError(f"Kafka did not confirm the record for topic "
+                                        f"{record.topic} after {attempts} attempt(s): {outcome}")
+                failure.__cause__ = outcome
+                outcome = failure
+            result.append(outcome)  # type: ignore[arg-type]
+        return result
+
+    def attempt(self, records: Sequence[OutgoingRecord]) -> list[KafkaBridgeError | None]:
+        """One delivery attempt of every record: None where Kafka confirmed it.
+
+        Errors carry ``retriable``; nothing is retried here.
+        """
         secrets = self._settings.secret_values
+        outcomes: list[KafkaBridgeError | None] = [None] * len(records)
         try:
             producer = self._get_producer()
-            self._topics.ensure({records[i].topic for i in indexes})
+            self._topics.ensure({record.topic for record in records})
         except KafkaBridgeError as exc:
-            for index in indexes:
-                outcomes[index] = exc
-            return list(indexes) if exc.retriable else []
+            return [exc] * len(records)
         futures = []
-        for index in indexes:
-            record = records[index]
+        for index, record in enumerate(records):
             size = len(record.value) + len(record.key or b"") + sum(
                 len(k) + len(v) for k, v in record.headers)
             if size > self._settings.max_request_size:
@@ -124,12 +106,10 @@ class Publisher:
         for index, future in futures:
             try:
                 future.get(timeout=timeout)
-                outcomes[index] = None
             except Exception as exc:  # noqa: BLE001 - mapped right here
                 outcomes[index] = translate(exc, f"delivering to {records[index].topic}",
                                             secrets)
-        return [i for i in indexes
-                if outcomes[i] is not None and outcomes[i].retriable]
+        return outcomes
 
     def flush(self, timeout: float) -> bool:
         """Wait up to timeout seconds for buffered records; True if all went out."""

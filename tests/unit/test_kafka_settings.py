@@ -15,7 +15,7 @@ from kafka_bridge.kafka import envelope, options
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.errors import ConfigurationError
 from kafka_bridge.kafka.offsets import OffsetTracker
-from kafka_bridge.kafka.producer import attempts_allowed
+from kafka_bridge.retry import attempts_allowed
 from kafka_bridge.kafka.settings import KafkaSettings, consumer_config, producer_config
 
 SECRET = "s3cr3t-Pa55word-XYZ"

@@ -1,0 +1,1 @@
+"""The ``kafka-bridge`` daemon: forward (local transport to Kafka) and reverse."""

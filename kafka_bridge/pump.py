@@ -1,0 +1,187 @@
+"""The pump: take a batch from a source, hand it to a sink, acknowledge after confirmation.
+
+The pump knows neither transport. A source hands it ``SourceMessage`` batches
+(from the thread that received them) and a ``Route`` says, per message,
+where it goes. A message is acknowledged at its source only once the sink
+confirmed it, was deliberately not forwarded (filtered, loop), or went to
+the dead letter; if the sink cannot confirm before shutdown it goes back to
+its source (nack) to be delivered again. While the sink is down, ``handle``
+keeps retrying with backoff and does not return, so the source stops
+taking messages: that is the backpressure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+from kafka_bridge.retry import deliver
+
+LOG = logging.getLogger(__name__)
+
+Record = TypeVar("Record")
+
+
+class SourceMessage(Protocol):
+    """One message taken from a source, settled exactly once by ack or nack."""
+
+    def ack(self) -> None:
+        """Done with it: the source may forget it."""
+
+    def nack(self) -> None:
+        """Not delivered: the source must deliver it again."""
+
+
+class Skip(Exception):
+    """A message deliberately not forwarded; ``counter`` names why."""
+
+    def __init__(self, counter: str) -> None:
+        super().__init__(counter)
+        self.counter = counter
+
+
+class Poison(Exception):
+    """A message that cannot be decoded or mapped; the reason is the message."""
+
+
+class Sink(Protocol[Record]):
+    """The destination: one attempt per call, an outcome per record."""
+
+    def attempt(self, records: Sequence[Record]) -> Sequence[BaseException | None]:
+        """None where the destination confirmed the record, else the error
+        (with ``retriable`` true if trying again may work)."""
+
+
+class Route(Protocol[Record]):
+    """What the pump does with each message of one direction."""
+
+    def record_for(self, message: Any) -> Record:
+        """The record to send; raises Skip or Poison."""
+
+    def dead_letter(self, message: Any, reason: str) -> Record | None:
+        """A record for the dead-letter destination, or None when the
+        direction only logs and counts."""
+
+
+@dataclasses.dataclass
+class PumpStats:
+    """Counters of one pump (direction); read by metrics and tests."""
+
+    received: int = 0
+    published: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    requeued: int = 0
+    filtered: int = 0
+    dead_lettered: int = 0
+    loop_suppressed: int = 0
+    in_flight: int = 0
+    backpressure: bool = False
+
+
+class Pump(Generic[Record]):
+    """Moves batches from one source to one sink, at least once.
+
+    ``handle`` may be called from several source threads at once.
+    """
+
+    def __init__(self, name: str, route: Route[Record], sink: Sink[Record]) -> None:
+        self.name = name
+        self.stats = PumpStats()
+        self._route = route
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Stop retrying: batches still unconfirmed go back to their sources."""
+        self._stopping.set()
+
+    def handle(self, batch: Sequence[SourceMessage]) -> None:
+        """Forward a batch and settle every message of it. Never raises."""
+        self._count(received=len(batch), in_flight=len(batch))
+        try:
+            self._forward(batch)
+        finally:
+            self._count(in_flight=-len(batch))
+
+    def _forward(self, batch: Sequence[SourceMessage]) -> None:
+        records: list[Record] = []
+        senders: list[SourceMessage] = []
+        dead: list[bool] = []
+        for message in batch:
+            try:
+                records.append(self._route.record_for(message))
+                dead.append(False)
+            except Skip as skip:
+                self._count(**{skip.counter: 1})
+                message.ack()
+                continue
+            except Poison as poison:
+                letter = self._dead_letter(message, str(poison))
+                if letter is None:
+                    message.ack()
+                    continue
+                records.append(letter)
+                dead.append(True)
+            senders.append(message)
+        if not records:
+            return
+        self._count(published=len(records))
+        outcomes, _ = deliver(records, self._sink.attempt, retry=None,
+                              cancel=self._stopping, on_retry=self._blocked)
+        if self.stats.backpressure and any(o is None for o in outcomes):
+            self._set_backpressure(False, None)
+        for message, outcome, is_dead, record in zip(senders, outcomes, dead, records):
+            self._settle(message, outcome, is_dead, record)
+
+    def _settle(self, message: SourceMessage, outcome: BaseException | None, is_dead: bool,
+                record: Record) -> None:
+        if outcome is None:
+            self._count(confirmed=1, dead_lettered=1 if is_dead else 0)
+            message.ack()
+        elif getattr(outcome, "retriable", False) or is_dead:
+            # Shutting down (or the dead letter itself failed): the source
+            # keeps the message and delivers it again.
+            self._count(requeued=1)
+            message.nack()
+        else:
+            self._count(failed=1)
+            letter = self._dead_letter(message, str(outcome))
+            if letter is not None and deliver([letter], self._sink.attempt, retry=None,
+                                              cancel=self._stopping)[0][0] is not None:
+                self._count(requeued=1)
+                message.nack()
+                return
+            self._count(dead_lettered=1)
+            message.ack()
+
+    def _dead_letter(self, message: SourceMessage, reason: str) -> Record | None:
+        return self._route.dead_letter(message, reason)
+
+    def _blocked(self, attempt: int, failing: int, error: BaseException, delay: float) -> None:
+        if not self.stats.backpressure:
+            self._set_backpressure(True, error)
+
+    def _set_backpressure(self, on: bool, error: BaseException | None) -> None:
+        with self._lock:
+            if self.stats.backpressure == on:
+                return
+            self.stats.backpressure = on
+        if on:
+            LOG.warning("%s: destination unavailable (%s); holding the source and retrying "
+                        "with backoff", self.name, error)
+        else:
+            LOG.info("%s: destination available again; resuming", self.name)
+
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
+
+#: a source delivers batches to a handler from its own thread(s)
+BatchHandler = Callable[[Sequence[SourceMessage]], None]

@@ -124,6 +124,32 @@ def stop(directory: Path) -> list[ProcessRecord]:
     return records
 
 
+def stop_one(directory: Path, name: str) -> None:
+    """Stop one recorded process (a broker outage, for fault tests)."""
+    processes.stop(_find(directory, name))
+
+
+def restart_one(directory: Path, name: str) -> None:
+    """Start a stopped recorded process again with its command; record the new pid.
+
+    Only for processes launched without a special environment (the Kafka
+    nodes). Does not wait for readiness: callers poll for what they need.
+    """
+    record = _find(directory, name)
+    if record.is_running():
+        raise DevenvError(f"{name} is still running")
+    records = [processes.launch(name, record.argv, Path(record.log)) if r.name == name else r
+               for r in _load_state(directory.resolve())]
+    _save_state(directory.resolve(), records)
+
+
+def _find(directory: Path, name: str) -> ProcessRecord:
+    for record in _load_state(directory.resolve()):
+        if record.name == name:
+            return record
+    raise DevenvError(f"{directory} started no process named {name}")
+
+
 def status(directory: Path) -> list[tuple[ProcessRecord, bool]]:
     """Each recorded process with whether it is running."""
     return [(r, r.is_running()) for r in _load_state(directory.resolve())]
@@ -146,7 +172,8 @@ def _load_state(directory: Path) -> list[ProcessRecord]:
     except ValueError as exc:
         raise DevenvError(f"{_state_file(directory)} is not valid JSON ({exc}); "
                           "remove it after checking no broker from it still runs") from exc
-    return [ProcessRecord(**entry) for entry in raw.get("processes", [])]
+    return [ProcessRecord(**dict(entry, argv=tuple(entry.get("argv", ()))))
+            for entry in raw.get("processes", [])]
 
 
 def _save_state(directory: Path, records: list[ProcessRecord]) -> None:

@@ -30,6 +30,8 @@ class ProcessRecord:
     name: str
     pid: int
     log: str
+    #: the command, to start the process again (fault-injection tests)
+    argv: tuple[str, ...] = ()
 
     def is_running(self) -> bool:
         """True while the pid is alive and not a zombie."""
@@ -74,7 +76,7 @@ def launch(name: str, argv: Sequence[str], log: Path,
                 cwd=cwd, start_new_session=True)
         except OSError as exc:
             raise DevenvError(f"cannot start {name} ({argv[0]}): {exc}") from exc
-    return ProcessRecord(name=name, pid=proc.pid, log=str(log))
+    return ProcessRecord(name=name, pid=proc.pid, log=str(log), argv=tuple(argv))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float,

@@ -1,0 +1,211 @@
+"""Running the real ``kafka-bridge`` daemon in a subprocess, and talking to both sides.
+
+``BridgeProcess`` writes a configuration file, starts the daemon in its own
+process group (cotyledon master + worker), waits for its readiness log
+line, and stops it with SIGTERM or SIGKILL.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import oslo_messaging
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+from oslo_config import cfg
+from oslo_context.context import RequestContext
+
+from tests.brokers import Brokers
+
+READY_LINE = "kafka-bridge running"
+STOPPED_LINE = "kafka-bridge stopped: "
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.05) -> None:
+    """Poll condition; AssertionError naming what did not happen within timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class BridgeProcess:
+    """One kafka-bridge daemon with the given configuration sections."""
+
+    def __init__(self, directory: Path, brokers: Brokers,
+                 sections: Mapping[str, Mapping[str, object]]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config = directory / "kafka-bridge.conf"
+        self.log = directory / "kafka-bridge.log"
+        merged: dict[str, dict[str, object]] = {
+            "DEFAULT": {"transport_url": brokers.rabbit_url},
+            "kafka_bridge": {"kafka_url": brokers.kafka_url}}
+        for section, values in sections.items():
+            merged.setdefault(section, {}).update(values)
+        self.config.write_text("".join(
+            f"[{section}]\n" + "".join(f"{k} = {_ini(v)}\n" for k, v in values.items())
+            for section, values in merged.items()))
+        self.proc: subprocess.Popen | None = None
+        self._log_offset = 0
+
+    def start(self, ready_timeout: float = 60) -> BridgeProcess:
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kafka_bridge.daemon.cli", "--config-file",
+                 str(self.config)], stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        wait_until(lambda: READY_LINE in self.output() or self.proc.poll() is not None,
+                   ready_timeout, "the bridge to report it is running")
+        assert self.proc.poll() is None, f"kafka-bridge exited:\n{self.output()[-4000:]}"
+        return self
+
+    def output(self) -> str:
+        """What this run of the bridge logged."""
+        try:
+            with open(self.log, "rb") as log:
+                log.seek(self._log_offset)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def terminate(self, timeout: float = 30) -> float:
+        """SIGTERM; return the seconds until the whole bridge exited."""
+        assert self.proc is not None
+        began = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        return time.monotonic() - began
+
+    def kill(self) -> None:
+        """SIGKILL the bridge's whole process group (master and worker)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stats(self) -> dict[str, dict[str, object]]:
+        """The per-direction counters the bridge logged when it stopped."""
+        lines = [line for line in self.output().splitlines() if STOPPED_LINE in line]
+        assert lines, f"no stop report in the log:\n{self.output()[-3000:]}"
+        return ast.literal_eval(lines[-1].split(STOPPED_LINE, 1)[1])
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+
+
+def _ini(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def local_transport(brokers: Brokers) -> oslo_messaging.Transport:
+    conf = cfg.ConfigOpts()
+    conf([])
+    return oslo_messaging.get_notification_transport(conf, url=brokers.rabbit_url)
+
+
+def kafka_transport(brokers: Brokers) -> oslo_messaging.Transport:
+    conf = cfg.ConfigOpts()
+    conf([])
+    return oslo_messaging.get_notification_transport(conf, url=brokers.kafka_url)
+
+
+def publish(transport: oslo_messaging.Transport, topic: str, ids: Iterable[int],
+            threads: int = 8, text: str = "x" * 900) -> None:
+    """Send notifications {"n": id, "text": text} on topic from several threads."""
+    notifier = oslo_messaging.Notifier(transport, publisher_id="test.publisher",
+                                       driver="messagingv2", topics=[topic])
+    chunks: list[list[int]] = [[] for _ in range(threads)]
+    for i, n in enumerate(ids):
+        chunks[i % threads].append(n)
+
+    def send(chunk: list[int]) -> None:
+        for n in chunk:
+            notifier.info(RequestContext(request_id=f"req-{n}"), "test.event",
+                          {"n": n, "text": text})
+
+    workers = [threading.Thread(target=send, args=(c,)) for c in chunks if c]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def create_topic(brokers: Brokers, topic: str, partitions: int = 3) -> None:
+    """Create topic if missing and wait for its leaders (auto-creation is off)."""
+    admin = KafkaAdminClient(**brokers.kafka_client_config())
+    try:
+        admin.create_topics({topic: {"num_partitions": partitions}}, raise_errors=False)
+        admin.wait_for_topics([topic])
+    finally:
+        admin.close()
+
+
+class KafkaCollector:
+    """Reads a topic from the beginning in the background and keeps every record."""
+
+    def __init__(self, brokers: Brokers, topic: str) -> None:
+        create_topic(brokers, topic)
+        self.records: list = []
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(topic, group_id=f"collector-{topic}",
+                                       auto_offset_reset="earliest",
+                                       **brokers.kafka_client_config())
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for records in self._consumer.poll(timeout_ms=100).values():
+                self.records.extend(records)
+
+    def notifications(self) -> list[dict]:
+        """The oslo notifications read so far (decoded from the envelope)."""
+        return [json.loads(json.loads(r.value)["oslo.message"]) for r in list(self.records)]
+
+    def ids(self) -> list[int]:
+        return [m["payload"]["n"] for m in self.notifications()]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+
+class LocalCollector:
+    """An oslo notification listener on the local transport keeping what it receives."""
+
+    def __init__(self, transport: oslo_messaging.Transport, topic: str,
+                 pool: str | None = None) -> None:
+        self.received: list[tuple[dict, dict]] = []
+        self._lock = threading.Lock()
+        self._listener = oslo_messaging.get_notification_listener(
+            transport, [oslo_messaging.Target(topic=topic)], [self], executor="threading",
+            pool=pool)
+        self._listener.start()
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        with self._lock:
+            self.received.append((ctxt, payload))
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return [payload["n"] for _, payload in self.received]
+
+    def close(self) -> None:
+        self._listener.stop()
+        self._listener.wait()

@@ -1,0 +1,212 @@
+"""The kafka-bridge daemon on real RabbitMQ and Kafka: nothing lost, nothing looped."""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import kombu
+import pytest
+
+from kafka_bridge.kafka.envelope import OutgoingRecord, encode
+from tests.bridge_process import (BridgeProcess, KafkaCollector, LocalCollector, create_topic,
+                                  kafka_transport, local_transport, publish, wait_until)
+from tests.brokers import Brokers
+
+TEXT = "x" * 900  # with the envelope, about 1 KB per notification
+
+
+@pytest.fixture
+def bridges(tmp_path: Path) -> Iterator[list[BridgeProcess]]:
+    started: list[BridgeProcess] = []
+    yield started
+    for bridge in started:
+        bridge.close()
+
+
+@pytest.fixture
+def local(brokers: Brokers):
+    transport = local_transport(brokers)
+    yield transport
+    transport.cleanup()
+
+
+def forward_bridge(tmp_path: Path, brokers: Brokers, unique: str, name: str = "bridge",
+                   **forward: object) -> BridgeProcess:
+    return BridgeProcess(tmp_path / name, brokers, {
+        "kafka_bridge": {"mode": "forward"},
+        "forward": {"topics": unique, "pool": f"{unique}-bridge", **forward}})
+
+
+def intact(notifications: list[dict]) -> bool:
+    return all(m["payload"]["text"] == TEXT and m["event_type"] == "test.event"
+               and m["publisher_id"] == "test.publisher"
+               and m["_context"]["request_id"] == f"req-{m['payload']['n']}"
+               for m in notifications)
+
+
+def test_forward_10000_notifications_arrive_intact(tmp_path, brokers, local, bridges,
+                                                   unique) -> None:
+    bridges.append(forward_bridge(tmp_path, brokers, unique).start())
+    kafka = KafkaCollector(brokers, f"{unique}.info")
+    try:
+        publish(local, unique, range(10000))
+        wait_until(lambda: len(set(kafka.ids())) == 10000, 120,
+                   lambda: f"10000 notifications in Kafka (have {len(set(kafka.ids()))})")
+        assert intact(kafka.notifications())
+    finally:
+        kafka.close()
+    assert bridges[0].terminate() < 10
+    assert bridges[0].stats()["forward"]["confirmed"] >= 10000
+
+
+def test_reverse_10000_notifications_arrive_intact(tmp_path, brokers, local, bridges,
+                                                   unique) -> None:
+    topic = f"{unique}.info"
+    create_topic(brokers, topic)
+    bridge = BridgeProcess(tmp_path / "bridge", brokers, {
+        "kafka_bridge": {"mode": "reverse"},
+        "reverse": {"kafka_topics": topic, "group": unique}})
+    bridges.append(bridge.start())
+    collector = LocalCollector(local, unique)
+    driver = kafka_transport(brokers)._driver
+    try:
+        records = [OutgoingRecord(topic, encode({"request_id": f"req-{n}"}, {
+            "message_id": f"m-{n}", "publisher_id": "test.publisher",
+            "event_type": "test.event", "priority": "INFO", "payload": {"n": n, "text": TEXT},
+            "timestamp": "2026-11-25 00:00:00.000000"})) for n in range(10000)]
+        assert driver.publisher.publish(records) == [None] * 10000
+        wait_until(lambda: len(set(collector.ids())) == 10000, 120,
+                   f"10000 notifications on the local transport "
+                   f"(have {len(set(collector.ids()))})")
+        assert all(payload["text"] == TEXT and ctxt["request_id"] == f"req-{payload['n']}"
+                   for ctxt, payload in collector.received)
+    finally:
+        collector.close()
+        driver.cleanup()
+    assert bridge.terminate() < 10
+
+
+@pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
+def test_bridge_stopped_mid_stream_loses_nothing(tmp_path, brokers, local, bridges, unique,
+                                                 stop) -> None:
+    bridge = forward_bridge(tmp_path, brokers, unique, batch_size=100)
+    bridges.append(bridge.start())
+    kafka = KafkaCollector(brokers, f"{unique}.info")
+    total = 6000
+    sender = threading.Thread(target=publish, args=(local, unique, range(total)))
+    try:
+        sender.start()
+        wait_until(lambda: len(kafka.records) >= 500, 60, "the first 500 in Kafka")
+        if stop == "sigkill":
+            bridge.kill()
+        else:
+            assert bridge.terminate() < 10, "SIGTERM took 10 s or more"
+        before = len(set(kafka.ids()))
+        assert before < total, "the stream was over before the bridge stopped"
+        sender.join()
+        bridge.start()
+        wait_until(lambda: len(set(kafka.ids())) == total, 120,
+                   lambda: f"all {total} after the restart")
+        duplicates = len(kafka.ids()) - total
+        print(f"{stop}: {before} delivered before the stop, {duplicates} duplicates")
+        assert intact(kafka.notifications())
+    finally:
+        sender.join()
+        kafka.close()
+
+
+def test_both_mode_delivers_each_notification_once_to_each_side(tmp_path, brokers, local,
+                                                                bridges, unique) -> None:
+    topic = f"{unique}.info"
+    create_topic(brokers, topic)
+    bridge = BridgeProcess(tmp_path / "bridge", brokers, {
+        "kafka_bridge": {"mode": "both"},
+        "forward": {"topics": unique, "pool": f"{unique}-bridge"},
+        "reverse": {"kafka_topics": topic, "group": unique}})
+    bridges.append(bridge.start())
+    kafka = KafkaCollector(brokers, topic)
+    listener = LocalCollector(local, unique, pool=f"{unique}-app")
+    direct = kafka_transport(brokers)
+    try:
+        publish(local, unique, range(0, 300))            # born on RabbitMQ
+        publish(direct, unique, range(1000, 1300))       # born on Kafka
+        expected = set(range(0, 300)) | set(range(1000, 1300))
+        wait_until(lambda: set(kafka.ids()) == expected, 60, "every notification in Kafka")
+        wait_until(lambda: set(listener.ids()) == expected, 60,
+                   "every notification on RabbitMQ")
+        # A loop would show as copies shortly after the originals: wait until
+        # neither side has received anything for a second.
+        wait_until(_quiet(lambda: len(kafka.records) + len(listener.ids()), 1.0), 30,
+                   "both sides to go quiet")
+    finally:
+        direct.cleanup()
+        listener.close()
+    bridge.terminate()
+    kafka.close()
+    stats = bridge.stats()
+    kafka_counts = collections.Counter(kafka.ids())
+    local_counts = collections.Counter(listener.ids())
+    assert max(kafka_counts.values()) == 1, "a notification reached Kafka twice (loop)"
+    assert max(local_counts.values()) == 1, "a notification reached RabbitMQ twice (loop)"
+    assert stats["forward"]["loop_suppressed"] == 300
+    assert stats["reverse"]["loop_suppressed"] == 300
+
+
+def _quiet(count, seconds: float):
+    """A condition that holds once count() has not changed for seconds."""
+    seen = {"value": None, "since": 0.0}
+
+    def check() -> bool:
+        value, now = count(), time.monotonic()
+        if value != seen["value"]:
+            seen.update(value=value, since=now)
+        return now - seen["since"] >= seconds
+    return check
+
+
+def test_poison_message_is_dead_lettered_and_the_stream_goes_on(tmp_path, brokers, local,
+                                                               bridges, unique) -> None:
+    dead_topic = f"{unique}.dead"
+    bridges.append(forward_bridge(tmp_path, brokers, unique,
+                                  dead_letter_topic=dead_topic).start())
+    dead = KafkaCollector(brokers, dead_topic)
+    kafka = KafkaCollector(brokers, f"{unique}.info")
+    try:
+        with kombu.Connection(brokers.rabbit_url.replace("rabbit://", "amqp://")) as conn:
+            conn.Producer().publish(
+                json.dumps({"oslo.version": "2.0",
+                            "oslo.message": json.dumps({"_context_user": "u", "foo": 1})}),
+                exchange=kombu.Exchange("openstack", type="topic", durable=False),
+                routing_key=f"{unique}.info", content_type="application/json")
+        publish(local, unique, [1])
+        wait_until(lambda: kafka.ids() == [1], 30, "the notification after the poison one")
+        wait_until(lambda: len(dead.records) == 1, 30, "the dead letter")
+        headers = dict(dead.records[0].headers)
+        assert b"event_type" in headers["kafka_bridge_error"]
+        assert headers["kafka_bridge_source"] == f"openstack/{unique}.info".encode()
+        assert json.loads(dead.records[0].value)["message"] == {"foo": 1}
+    finally:
+        dead.close()
+        kafka.close()
+
+
+def test_two_bridges_share_the_load(tmp_path, brokers, local, bridges, unique) -> None:
+    for name in ("one", "two"):
+        bridges.append(forward_bridge(tmp_path, brokers, unique, name=name,
+                                      batch_size=50).start())
+    kafka = KafkaCollector(brokers, f"{unique}.info")
+    try:
+        publish(local, unique, range(3000))
+        wait_until(lambda: len(set(kafka.ids())) == 3000, 60, "3000 notifications in Kafka")
+    finally:
+        kafka.close()
+    for bridge in bridges:
+        bridge.terminate()
+    confirmed = [bridge.stats()["forward"]["confirmed"] for bridge in bridges]
+    assert sum(confirmed) >= 3000
+    assert min(confirmed) > 300, f"one bridge did almost nothing: {confirmed}"

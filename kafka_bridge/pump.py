@@ -50,9 +50,11 @@ class Poison(Exception):
 class Sink(Protocol[Record]):
     """The destination: one attempt per call, an outcome per record."""
 
-    def attempt(self, records: Sequence[Record]) -> Sequence[BaseException | None]:
+    def attempt(self, records: Sequence[Record],
+                cancel: threading.Event | None = None) -> Sequence[BaseException | None]:
         """None where the destination confirmed the record, else the error
-        (with ``retriable`` true if trying again may work)."""
+        (with ``retriable`` true if trying again may work). Should stop
+        waiting soon after cancel is set."""
 
 
 class Route(Protocol[Record]):
@@ -120,8 +122,9 @@ class Pump(Generic[Record]):
                 self._count(**{skip.counter: 1})
                 message.ack()
                 continue
-            except Poison as poison:
-                letter = self._dead_letter(message, str(poison))
+            except Exception as error:  # noqa: BLE001 - Poison, or a mapping bug: same fate
+                reason = str(error) if isinstance(error, Poison) else f"cannot map: {error!r}"
+                letter = self._dead_letter(message, reason)
                 if letter is None:
                     message.ack()
                     continue
@@ -131,8 +134,8 @@ class Pump(Generic[Record]):
         if not records:
             return
         self._count(published=len(records))
-        outcomes, _ = deliver(records, self._sink.attempt, retry=None,
-                              cancel=self._stopping, on_retry=self._blocked)
+        outcomes, _ = deliver(records, self._attempt, retry=None, cancel=self._stopping,
+                              on_retry=self._blocked)
         if self.stats.backpressure and any(o is None for o in outcomes):
             self._set_backpressure(False, None)
         for message, outcome, is_dead, record in zip(senders, outcomes, dead, records):
@@ -151,13 +154,22 @@ class Pump(Generic[Record]):
         else:
             self._count(failed=1)
             letter = self._dead_letter(message, str(outcome))
-            if letter is not None and deliver([letter], self._sink.attempt, retry=None,
+            if letter is not None and deliver([letter], self._attempt, retry=None,
                                               cancel=self._stopping)[0][0] is not None:
                 self._count(requeued=1)
                 message.nack()
                 return
             self._count(dead_lettered=1)
             message.ack()
+
+    def _attempt(self, records: Sequence[Record]) -> Sequence[BaseException | None]:
+        try:
+            return self._sink.attempt(records, self._stopping)
+        except Exception as error:  # noqa: BLE001 - a sink bug must not leave a batch unsettled
+            LOG.exception("%s: the destination raised", self.name)
+            failure = RuntimeError(f"destination raised {error!r}")
+            failure.retriable = True  # type: ignore[attr-defined]
+            return [failure] * len(records)
 
     def _dead_letter(self, message: SourceMessage, reason: str) -> Record | None:
         return self._route.dead_letter(message, reason)

@@ -16,6 +16,9 @@ from kafka_bridge.pump import BatchHandler, Poison, Skip
 
 LOG = logging.getLogger(__name__)
 
+#: bytes kept free for the record's framing when a dead letter is cut to size
+DEAD_LETTER_OVERHEAD = 128
+
 
 class LocalMessage:
     """A notification received on the local transport, settled by ack or nack."""
@@ -120,14 +123,13 @@ class ForwardRoute:
     def dead_letter(self, message: LocalMessage, reason: str) -> OutgoingRecord:
         LOG.warning("forward: dead-lettering a notification from %s/%s to %s: %s",
                     message.exchange, message.routing_key, self._dead_letter_topic, reason)
-        value = mapping.dead_letter_value(message.ctxt, message.message)
-        limit = self._settings.max_request_size // 2
-        if len(value) > limit:
-            value = value[:limit]
-        return OutgoingRecord(
-            topic=self._dead_letter_topic, value=value,
-            headers=((mapping.ERROR_HEADER, reason.encode("utf-8")[:1000]),
-                     *self._origin_headers(message)))
+        headers = ((mapping.ERROR_HEADER, reason.encode("utf-8")[:1000]),
+                   *self._origin_headers(message))
+        # The dead letter itself must fit: cut what could be read of the message.
+        room = self._settings.max_request_size - DEAD_LETTER_OVERHEAD - sum(
+            len(k) + len(v) for k, v in headers)
+        value = mapping.dead_letter_value(message.ctxt, message.message)[:max(0, room)]
+        return OutgoingRecord(topic=self._dead_letter_topic, value=value, headers=headers)
 
     @staticmethod
     def _origin_headers(message: LocalMessage) -> tuple[tuple[str, bytes], ...]:

@@ -24,6 +24,8 @@ ORIGIN_KAFKA = "kafka"
 ERROR_HEADER = "kafka_bridge_error"
 SOURCE_HEADER = "kafka_bridge_source"
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
 TEMPLATE_FIELDS = ("exchange", "topic", "priority", "event_type", "publisher_id")
 
 
@@ -81,4 +83,4 @@ def parse_start_from(value: str) -> str | int:
                          f"or an ISO 8601 time such as 2026-11-24T12:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp() * 1000)
+    return (moment - EPOCH) // datetime.timedelta(milliseconds=1)

@@ -128,7 +128,9 @@ class LocalSink:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="kafka-bridge-publish")
 
-    def attempt(self, records: Sequence[LocalNotification]) -> list[BaseException | None]:
+    def attempt(self, records: Sequence[LocalNotification],
+                cancel: threading.Event | None = None) -> list[BaseException | None]:
+        # Each publish fails fast (retry=0): no wait here outlives a shutdown.
         return list(self._pool.map(self._publish, records))
 
     def _publish(self, record: LocalNotification) -> BaseException | None:

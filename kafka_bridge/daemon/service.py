@@ -15,6 +15,7 @@ from kafka_bridge.daemon.forward import ForwardRoute, LocalNotificationSource
 from kafka_bridge.daemon.reverse import KafkaSource, LocalSink, ReverseRoute
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
+from kafka_bridge.kafka.errors import ConfigurationError
 from kafka_bridge.kafka.producer import Publisher
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.pump import Pump
@@ -34,7 +35,7 @@ def kafka_settings(conf: cfg.ConfigOpts) -> KafkaSettings:
                                 "kafka-notify://host:port/ URL of your Kafka cluster")
     try:
         return KafkaSettings.from_transport_url(conf, oslo_messaging.TransportURL.parse(conf, url))
-    except (ValueError, oslo_messaging.InvalidTransportURL) as exc:
+    except (ConfigurationError, ValueError, oslo_messaging.InvalidTransportURL) as exc:
         raise BridgeConfigError(f"[kafka_bridge] kafka_url: {exc}") from None
 
 

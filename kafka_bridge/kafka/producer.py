@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from kafka import KafkaProducer
@@ -15,13 +16,16 @@ from kafka import KafkaProducer
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.connectivity import open_client
 from kafka_bridge.kafka.envelope import OutgoingRecord
-from kafka_bridge.kafka.errors import (DeliveryError, KafkaBridgeError, RecordTooLargeError,
-                                      translate)
+from kafka_bridge.kafka.errors import (DeliveryError, KafkaBridgeError, KafkaUnavailableError,
+                                      RecordTooLargeError, translate)
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.kafka.topics import TopicCreator
 from kafka_bridge.retry import deliver
 
 LOG = logging.getLogger(__name__)
+
+#: how often a wait for confirmations checks for cancellation
+WAIT_SLICE = 0.25
 
 class Publisher:
     """Sends records and reports, per record, whether Kafka confirmed it.
@@ -63,7 +67,8 @@ class Publisher:
             LOG.warning("Kafka did not confirm %d record(s) (%s); attempt %d, retrying in %.1fs",
                         failing, error, attempt, delay)
 
-        outcomes, attempts = deliver(records, self.attempt, retry, cancel, log_retry)
+        outcomes, attempts = deliver(records, lambda batch: self.attempt(batch, cancel), retry,
+                                     cancel, log_retry)
         result: list[KafkaBridgeError | None] = []
         for record, outcome in zip(records, outcomes):
             if outcome is not None and getattr(outcome, "retriable", False):
@@ -74,10 +79,12 @@ class Publisher:
             result.append(outcome)  # type: ignore[arg-type]
         return result
 
-    def attempt(self, records: Sequence[OutgoingRecord]) -> list[KafkaBridgeError | None]:
+    def attempt(self, records: Sequence[OutgoingRecord],
+                cancel: threading.Event | None = None) -> list[KafkaBridgeError | None]:
         """One delivery attempt of every record: None where Kafka confirmed it.
 
-        Errors carry ``retriable``; nothing is retried here.
+        Errors carry ``retriable``; nothing is retried here. Waits at most
+        delivery_timeout (plus a margin), and stops waiting once cancel is set.
         """
         secrets = self._settings.secret_values
         outcomes: list[KafkaBridgeError | None] = [None] * len(records)
@@ -102,13 +109,24 @@ class Publisher:
                                                      headers=list(record.headers))))
             except Exception as exc:  # noqa: BLE001 - mapped right here
                 outcomes[index] = translate(exc, f"sending to {record.topic}", secrets)
-        timeout = self._settings.delivery_timeout + 5
+        deadline = time.monotonic() + self._settings.delivery_timeout + 5
         for index, future in futures:
-            try:
-                future.get(timeout=timeout)
-            except Exception as exc:  # noqa: BLE001 - mapped right here
-                outcomes[index] = translate(exc, f"delivering to {records[index].topic}",
-                                            secrets)
+            while not future.is_done:
+                left = deadline - time.monotonic()
+                if left <= 0 or (cancel is not None and cancel.is_set()):
+                    # The record may still arrive; unconfirmed, it is sent
+                    # again later (at-least-once).
+                    outcomes[index] = KafkaUnavailableError(
+                        f"no confirmation from Kafka for {records[index].topic} "
+                        f"{'before shutdown' if left > 0 else 'in time'}")
+                    break
+                try:
+                    future.get(timeout=min(WAIT_SLICE, left))
+                except Exception:  # noqa: BLE001 - outcome read from the future below
+                    pass
+            if future.is_done and future.exception is not None:
+                outcomes[index] = translate(future.exception,
+                                            f"delivering to {records[index].topic}", secrets)
         return outcomes
 
     def flush(self, timeout: float) -> bool:

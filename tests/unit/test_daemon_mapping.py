@@ -1,0 +1,531 @@
+"""The daemon's mapping, routes and configuration checks, without a broker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+# The daemon's CLI selects oslo.service's threading backend on import; it must
+# come before anything imports oslo_service.service (kafka_bridge.daemon.service
+# does). If another test selected a backend first, the configuration checks
+# below run in a subprocess instead.
+from oslo_service.backend import exceptions as backend_exceptions
+
+try:
+    from kafka_bridge.daemon import cli
+except backend_exceptions.BackendAlreadySelected:  # pragma: no cover - depends on test order
+    cli = None  # type: ignore[assignment]
+
+import oslo_messaging
+import pytest
+from kafka.structs import TopicPartition
+
+from kafka_bridge.daemon import mapping
+from kafka_bridge.daemon.forward import ForwardRoute, LocalMessage
+from kafka_bridge.daemon.reverse import KafkaMessage, ReverseRoute
+from kafka_bridge.kafka import envelope
+from kafka_bridge.kafka.consumer import Delivery
+from kafka_bridge.kafka.settings import KafkaSettings
+from kafka_bridge.pump import Poison, Skip
+
+# check_template ------------------------------------------------------------------------
+
+
+def test_check_template_rejects_an_unknown_field_naming_it() -> None:
+    with pytest.raises(ValueError) as info:
+        mapping.check_template("{topic}.{region}.{priority}")
+    message = str(info.value)
+    assert "{region}" in message
+    assert "topic_template" in message
+    for field in mapping.TEMPLATE_FIELDS:
+        assert field in message  # names the known fields
+
+
+@pytest.mark.parametrize("template", [
+    "{topic}.{priority}",
+    "{exchange}-{topic}-{priority}-{event_type}-{publisher_id}",
+    "fixed-topic",
+])
+def test_check_template_accepts_the_known_fields(template: str) -> None:
+    mapping.check_template(template)
+
+
+def test_template_fields_are_the_five_documented() -> None:
+    assert set(mapping.TEMPLATE_FIELDS) == {
+        "exchange", "topic", "priority", "event_type", "publisher_id"}
+
+
+# EventFilter ---------------------------------------------------------------------------
+
+
+def test_event_filter_include_and_exclude() -> None:
+    event_filter = mapping.EventFilter(["compute.*", "image.upload"], ["compute.*.error"])
+    assert event_filter.accepts("compute.instance.create.end")
+    assert event_filter.accepts("image.upload")
+    assert not event_filter.accepts("image.delete")
+    assert not event_filter.accepts("compute.instance.error")  # excluded wins
+    assert not event_filter.accepts("Compute.instance.create.end")  # case-sensitive
+
+
+def test_event_filter_empty_include_means_everything() -> None:
+    assert mapping.EventFilter([], []).accepts("anything.at.all")
+    assert not mapping.EventFilter([], ["anything.*"]).accepts("anything.at.all")
+    assert mapping.EventFilter([], ["anything.*"]).accepts("other")
+
+
+# split_routing_key ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("routing_key, expected", [
+    ("notifications.info", ("notifications", "info")),
+    ("a.b.error", ("a.b", "error")),
+    ("nopriority", ("nopriority", None)),
+    ("x.INFO", ("x", "info")),
+    ("notifications.unknown", ("notifications.unknown", None)),
+    ("versioned_notifications.sample", ("versioned_notifications", "sample")),
+])
+def test_split_routing_key(routing_key: str, expected: tuple[str, str | None]) -> None:
+    assert mapping.split_routing_key(routing_key) == expected
+
+
+# parse_start_from ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["committed", "earliest", "latest"])
+def test_parse_start_from_positions(value: str) -> None:
+    assert mapping.parse_start_from(value) == value
+
+
+@pytest.mark.parametrize("value, epoch_ms", [
+    ("2026-11-24T12:00:00Z", 1795521600000),
+    ("2026-11-24T12:00:00", 1795521600000),  # naive: UTC
+    ("2026-11-24T14:00:00+02:00", 1795521600000),
+    ("1970-01-01T00:00:00Z", 0),
+    ("2024-01-01T00:00:00.123Z", 1704067200123),
+    # a time with milliseconds must not lose one to float rounding
+    ("2038-12-07T08:57:53.944Z", 2175325073944),
+])
+def test_parse_start_from_time_is_exact_epoch_ms(value: str, epoch_ms: int) -> None:
+    result = mapping.parse_start_from(value)
+    assert isinstance(result, int)
+    assert result == epoch_ms
+
+
+@pytest.mark.parametrize("value", [
+    "garbage", "yesterday", "", "Committed", "2026-13-01T00:00:00Z"])
+def test_parse_start_from_garbage_names_the_accepted_forms(value: str) -> None:
+    with pytest.raises(ValueError) as info:
+        mapping.parse_start_from(value)
+    message = str(info.value)
+    for form in ("start_from", "committed", "earliest", "latest", "ISO 8601"):
+        assert form in message
+
+
+# plain_value ---------------------------------------------------------------------------
+
+
+def test_plain_value_is_the_notification_alone() -> None:
+    value = mapping.plain_value({
+        "message_id": "m-1", "publisher_id": "compute.host1", "event_type": "e.x",
+        "priority": "INFO", "payload": {"a": 1}, "timestamp": "2024-01-01 00:00:00",
+        "_context": {"secret": "no"}, "extra": "dropped"})
+    assert json.loads(value) == {
+        "message_id": "m-1", "publisher_id": "compute.host1", "event_type": "e.x",
+        "priority": "INFO", "payload": {"a": 1}, "timestamp": "2024-01-01 00:00:00"}
+
+
+def test_plain_value_missing_fields_are_null() -> None:
+    assert json.loads(mapping.plain_value({"event_type": "e"})) == {
+        "message_id": None, "publisher_id": None, "event_type": "e", "priority": None,
+        "payload": None, "timestamp": None}
+
+
+# ForwardRoute --------------------------------------------------------------------------
+
+
+class RawMessage:
+    def __init__(self, delivery_info: dict[str, Any]) -> None:
+        self.delivery_info = delivery_info
+
+
+class RabbitDict(dict):
+    """A notification dict as the rabbit driver hands it: with its AMQP delivery."""
+
+    _raw_message: RawMessage
+
+
+class FakeIncoming:
+    def __init__(self, ctxt: Any, message: dict) -> None:
+        self.ctxt = ctxt
+        self.message = message
+        self.settled: list[str] = []
+
+    def acknowledge(self) -> None:
+        self.settled.append("ack")
+
+    def requeue(self) -> None:
+        self.settled.append("requeue")
+
+
+NOTIFICATION = {"message_id": "m-1", "publisher_id": "compute.host1",
+                "event_type": "compute.instance.create.end", "priority": "INFO",
+                "payload": {"instance_id": "abc", "n": 1},
+                "timestamp": "2024-01-01 00:00:00.000000"}
+CTXT = {"user": "u1", "request_id": "req-1"}
+
+
+def local_message(body: dict | None = None, ctxt: Any = None,
+                  exchange: str = "nova", routing_key: str = "notifications.error",
+                  default_topic: str = "notifications") -> LocalMessage:
+    message = RabbitDict(NOTIFICATION if body is None else body)
+    message._raw_message = RawMessage({"exchange": exchange, "routing_key": routing_key})
+    return LocalMessage(FakeIncoming(dict(CTXT) if ctxt is None else ctxt, message),
+                        default_topic)
+
+
+def forward_route(template: str = "{topic}.{priority}", output_format: str = "oslo",
+                  include: list[str] | None = None, exclude: list[str] | None = None,
+                  values: dict[str, Any] | None = None) -> ForwardRoute:
+    return ForwardRoute(KafkaSettings.create(["h:1"], None, values or {}), template,
+                        mapping.EventFilter(include or ["*"], exclude or []),
+                        output_format, "dead.letters")
+
+
+def test_local_message_reads_the_amqp_delivery_and_settles_the_incoming() -> None:
+    message = local_message()
+    assert (message.exchange, message.routing_key) == ("nova", "notifications.error")
+    assert message.ctxt == CTXT
+    message.ack()
+    assert message.incoming.settled == ["ack"]
+    other = local_message()
+    other.nack()
+    assert other.incoming.settled == ["requeue"]
+
+
+def test_local_message_without_amqp_delivery_uses_the_listener_topic() -> None:
+    message = LocalMessage(FakeIncoming("not a dict", dict(NOTIFICATION)), "notifications")
+    assert (message.exchange, message.routing_key) == ("", "notifications")
+    assert message.ctxt == {}
+
+
+def test_forward_default_template_and_oslo_value() -> None:
+    record = forward_route().record_for(local_message())
+    # the priority comes from the routing key, not the body
+    assert record.topic == "notifications.error"
+    ctxt, body = envelope.decode(record.value)
+    assert ctxt == CTXT
+    assert body == NOTIFICATION
+    assert json.loads(record.value)["oslo.version"] == "2.0"
+    assert record.key is None
+
+
+def test_forward_template_uses_all_fields() -> None:
+    route = forward_route("{exchange}-{topic}-{priority}-{event_type}-{publisher_id}")
+    record = route.record_for(local_message())
+    assert record.topic == ("nova-notifications-error-compute.instance.create.end-"
+                            "compute.host1")
+
+
+def test_forward_priority_from_the_body_when_the_routing_key_has_none() -> None:
+    message = local_message(routing_key="notifications")
+    assert forward_route().record_for(message).topic == "notifications.info"
+
+
+def test_forward_without_any_priority_is_poison() -> None:
+    body = {k: v for k, v in NOTIFICATION.items() if k != "priority"}
+    with pytest.raises(Poison, match="priority"):
+        forward_route().record_for(local_message(body, routing_key="notifications"))
+
+
+def test_forward_plain_value() -> None:
+    record = forward_route(output_format="plain").record_for(local_message())
+    assert json.loads(record.value) == NOTIFICATION  # no envelope, no context
+    assert record.value == mapping.plain_value(NOTIFICATION)
+
+
+def test_forward_headers() -> None:
+    record = forward_route().record_for(local_message())
+    assert dict(record.headers) == {
+        "event_type": b"compute.instance.create.end", "priority": b"INFO",
+        "publisher_id": b"compute.host1", "message_id": b"m-1",
+        "kafka_bridge_origin": b"local", "kafka_bridge_source": b"nova/notifications.error"}
+    assert all(isinstance(k, str) and isinstance(v, bytes) for k, v in record.headers)
+
+
+def test_forward_record_key_field() -> None:
+    route = forward_route(values={"record_key_field": "payload.instance_id"})
+    assert route.record_for(local_message()).key == b"abc"
+    body = dict(NOTIFICATION, payload={})
+    assert route.record_for(local_message(body)).key is None
+
+
+def test_forward_skips_what_reverse_mode_republished() -> None:
+    message = local_message(ctxt=dict(CTXT, kafka_bridge_origin="kafka"))
+    with pytest.raises(Skip) as info:
+        forward_route().record_for(message)
+    assert info.value.counter == "loop_suppressed"
+
+
+def test_forward_skips_excluded_event_types() -> None:
+    route = forward_route(exclude=["compute.instance.create.*"])
+    with pytest.raises(Skip) as info:
+        route.record_for(local_message())
+    assert info.value.counter == "filtered"
+    included_only = forward_route(include=["image.*"])
+    with pytest.raises(Skip) as info:
+        included_only.record_for(local_message())
+    assert info.value.counter == "filtered"
+    # and what passes the filter is forwarded
+    assert forward_route(include=["compute.*"]).record_for(local_message()).topic
+
+
+@pytest.mark.parametrize("body", [
+    {"payload": {"a": 1}, "priority": "INFO"},
+    {"event_type": 42, "priority": "INFO"},
+])
+def test_forward_message_without_event_type_is_poison(body: dict) -> None:
+    with pytest.raises(Poison, match="event_type"):
+        forward_route().record_for(local_message(body))
+
+
+def test_forward_unserializable_notification_is_poison() -> None:
+    body = dict(NOTIFICATION, payload={"x": object()})
+    with pytest.raises(Poison, match="JSON"):
+        forward_route().record_for(local_message(body))
+
+
+def test_forward_dead_letter_names_the_error_and_keeps_the_message() -> None:
+    body = {"payload": {"a": 1}}
+    record = forward_route().dead_letter(local_message(body), "not an oslo notification")
+    assert record.topic == "dead.letters"
+    headers = dict(record.headers)
+    assert headers["kafka_bridge_error"] == b"not an oslo notification"
+    assert headers["kafka_bridge_origin"] == b"local"
+    assert headers["kafka_bridge_source"] == b"nova/notifications.error"
+    assert json.loads(record.value) == {"context": CTXT, "message": body}
+
+
+def test_forward_dead_letter_is_cut_to_fit_the_request_size() -> None:
+    route = forward_route(values={"max_request_size": 2048})
+    body = dict(NOTIFICATION, payload={"blob": "x" * 10000})
+    record = route.dead_letter(local_message(body), "r" * 5000)
+    size = len(record.value) + sum(len(k) + len(v) for k, v in record.headers)
+    assert size <= 2048
+    assert len(record.value) > 500
+    assert record.value == mapping.dead_letter_value(CTXT, body)[:len(record.value)]
+    assert len(dict(record.headers)["kafka_bridge_error"]) == 1000
+
+
+# ReverseRoute --------------------------------------------------------------------------
+
+
+class FakeSubscription:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Delivery]] = []
+
+    def acknowledge(self, delivery: Delivery) -> None:
+        self.calls.append(("ack", delivery))
+
+    def requeue(self, delivery: Delivery) -> None:
+        self.calls.append(("requeue", delivery))
+
+
+def kafka_message(topic: str = "notifications.error", value: bytes | None = None,
+                  headers: tuple[tuple[str, bytes], ...] = (),
+                  subscription: FakeSubscription | None = None) -> KafkaMessage:
+    delivery = Delivery(partition=TopicPartition(topic, 3), offset=17, key=None,
+                        value=envelope.encode(CTXT, NOTIFICATION) if value is None else value,
+                        headers=headers, timestamp_ms=0)
+    return KafkaMessage(subscription or FakeSubscription(), delivery)  # type: ignore[arg-type]
+
+
+def test_reverse_record_for_targets_topic_and_priority_of_the_kafka_topic() -> None:
+    notification = ReverseRoute("nova").record_for(kafka_message())
+    assert notification.target == oslo_messaging.Target(exchange="nova",
+                                                         topic="notifications.error")
+    assert notification.message == NOTIFICATION
+    assert notification.ctxt == dict(CTXT, kafka_bridge_origin="kafka")
+
+
+def test_reverse_topic_without_priority_takes_the_body_priority_or_info() -> None:
+    route = ReverseRoute(None)
+    assert route.record_for(kafka_message("events")).target.topic == "events.info"
+    body = dict(NOTIFICATION, priority="WARN")
+    warn = kafka_message("events", envelope.encode(CTXT, body))
+    assert route.record_for(warn).target.topic == "events.warn"
+    body = {k: v for k, v in NOTIFICATION.items() if k != "priority"}
+    none = kafka_message("events", envelope.encode(CTXT, body))
+    assert route.record_for(none).target.topic == "events.info"
+    assert route.record_for(none).target.exchange is None
+
+
+def test_reverse_skips_what_forward_mode_produced() -> None:
+    message = kafka_message(headers=(("event_type", b"e"), ("kafka_bridge_origin", b"local")))
+    with pytest.raises(Skip) as info:
+        ReverseRoute("nova").record_for(message)
+    assert info.value.counter == "loop_suppressed"
+    # another origin is not a loop
+    other = kafka_message(headers=(("kafka_bridge_origin", b"elsewhere"),))
+    assert ReverseRoute("nova").record_for(other).message == NOTIFICATION
+
+
+@pytest.mark.parametrize("value", [b"not json", b"\xff\xfe", b"[1]",
+                                   json.dumps({"oslo.version": "2.0",
+                                               "oslo.message": "{}"}).encode()])
+def test_reverse_undecodable_value_is_poison(value: bytes) -> None:
+    with pytest.raises(Poison):
+        ReverseRoute("nova").record_for(kafka_message(value=value))
+
+
+def test_reverse_dead_letter_only_logs() -> None:
+    assert ReverseRoute("nova").dead_letter(kafka_message(value=b"x"), "bad") is None
+
+
+def test_kafka_message_settles_through_the_subscription() -> None:
+    subscription = FakeSubscription()
+    message = kafka_message(subscription=subscription)
+    message.ack()
+    message.nack()
+    assert subscription.calls == [("ack", message.delivery), ("requeue", message.delivery)]
+
+
+def test_loop_guard_between_the_two_directions() -> None:
+    # what forward wrote to Kafka is not republished by reverse ...
+    record = forward_route().record_for(local_message())
+    with pytest.raises(Skip):
+        ReverseRoute("nova").record_for(
+            kafka_message(record.topic, record.value, record.headers))
+    # ... and what reverse republished locally is not forwarded again
+    republished = ReverseRoute("nova").record_for(kafka_message())
+    message = local_message(republished.message, ctxt=republished.ctxt)
+    with pytest.raises(Skip) as info:
+        forward_route().record_for(message)
+    assert info.value.counter == "loop_suppressed"
+
+
+# service.validate with cli.make_conf ---------------------------------------------------
+
+
+VALIDATE_SCRIPT = textwrap.dedent("""
+    import sys
+    from kafka_bridge.daemon import cli
+    from kafka_bridge.daemon.service import BridgeConfigError, validate
+    try:
+        validate(cli.make_conf(["--config-file", sys.argv[1]]))
+    except BridgeConfigError as exc:
+        print("BridgeConfigError:" + str(exc))
+    else:
+        print("OK")
+""")
+
+
+def check_config(tmp_path: Path, text: str) -> str | None:
+    """validate() of a config file: None if it passes, else the BridgeConfigError text."""
+    path = tmp_path / "kafka-bridge.conf"
+    path.write_text(textwrap.dedent(text))
+    if cli is None:  # pragma: no cover - depends on test order
+        done = subprocess.run([sys.executable, "-c", VALIDATE_SCRIPT, str(path)],
+                              capture_output=True, text=True, check=True)
+        out = done.stdout.strip().splitlines()[-1]
+        return None if out == "OK" else out.removeprefix("BridgeConfigError:")
+    from kafka_bridge.daemon.service import BridgeConfigError, validate
+    try:
+        validate(cli.make_conf(["--config-file", str(path)]))
+    except BridgeConfigError as exc:
+        return str(exc)
+    return None
+
+
+def test_valid_forward_config_passes(tmp_path: Path) -> None:
+    assert check_config(tmp_path, """
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+        [forward]
+        topic_template = {exchange}.{topic}.{priority}
+        priorities = info,error
+    """) is None
+
+
+def test_valid_reverse_config_passes(tmp_path: Path) -> None:
+    assert check_config(tmp_path, """
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+        mode = reverse
+        [reverse]
+        kafka_topics = notifications.info
+        start_from = 2026-11-24T12:00:00Z
+    """) is None
+
+
+def test_missing_kafka_url_is_named(tmp_path: Path) -> None:
+    error = check_config(tmp_path, """
+        [kafka_bridge]
+        mode = forward
+    """)
+    assert error is not None and "kafka_url" in error
+
+
+def test_bad_kafka_url_parameter_is_a_config_error_naming_kafka_url(tmp_path: Path) -> None:
+    error = check_config(tmp_path, """
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/?linger_ms=abc
+    """)
+    assert error is not None and "kafka_url" in error and "linger_ms" in error
+
+
+@pytest.mark.parametrize("mode", ["reverse", "both"])
+def test_reverse_without_kafka_topics_is_named(tmp_path: Path, mode: str) -> None:
+    error = check_config(tmp_path, f"""
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+        mode = {mode}
+    """)
+    assert error is not None and "kafka_topics" in error and mode in error
+
+
+def test_bad_topic_template_is_named(tmp_path: Path) -> None:
+    error = check_config(tmp_path, """
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+        [forward]
+        topic_template = {topic}.{host}
+    """)
+    assert error is not None and "topic_template" in error and "{host}" in error
+
+
+def test_bad_topic_template_is_ignored_in_reverse_mode(tmp_path: Path) -> None:
+    assert check_config(tmp_path, """
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+        mode = reverse
+        [forward]
+        topic_template = {topic}.{host}
+        [reverse]
+        kafka_topics = t
+    """) is None
+
+
+def test_bad_start_from_is_named(tmp_path: Path) -> None:
+    error = check_config(tmp_path, """
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+        mode = reverse
+        [reverse]
+        kafka_topics = notifications.info
+        start_from = last tuesday
+    """)
+    assert error is not None and "start_from" in error and "last tuesday" in error
+
+
+def test_unknown_priority_is_named(tmp_path: Path) -> None:
+    error = check_config(tmp_path, """
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+        [forward]
+        priorities = info,bogus
+    """)
+    assert error is not None and "priorities" in error and "bogus" in error

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -30,13 +31,17 @@ READY_LINE = "kafka-bridge running"
 STOPPED_LINE = "kafka-bridge stopped: "
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.05) -> None:
-    """Poll condition; AssertionError naming what did not happen within timeout."""
+def wait_until(condition: Callable[[], bool], timeout: float,
+               what: str | Callable[[], str], interval: float = 0.05) -> None:
+    """Poll condition; AssertionError naming what did not happen within timeout.
+
+    what may be a callable, for a description of the state at the timeout.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described}")
         time.sleep(interval)
 
 
@@ -162,8 +167,8 @@ class KafkaCollector:
         create_topic(brokers, topic)
         self.records: list = []
         self._stop = threading.Event()
-        self._consumer = KafkaConsumer(topic, group_id=f"collector-{topic}",
-                                       auto_offset_reset="earliest",
+        self._consumer = KafkaConsumer(topic, group_id=f"collector-{uuid.uuid4().hex}",
+                                       auto_offset_reset="earliest", enable_auto_commit=False,
                                        **brokers.kafka_client_config())
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

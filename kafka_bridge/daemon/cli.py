@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 
 # oslo.service still defaults to eventlet; the threading backend must be
@@ -21,6 +23,8 @@ from kafka_bridge.kafka import options as kafka_options  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
+DAEMON_DELIVERY_TIMEOUT = 10.0
+
 
 def make_conf(argv: list[str]) -> cfg.ConfigOpts:
     """Parse argv (oslo.config command line) into a fully registered ConfigOpts."""
@@ -34,6 +38,9 @@ def make_conf(argv: list[str]) -> cfg.ConfigOpts:
     # keeps the rest. oslo's default, 0, means unlimited.
     conf.register_opts(impl_rabbit.rabbit_opts, group="oslo_messaging_rabbit")
     conf.set_default("rabbit_qos_prefetch_count", 1000, group="oslo_messaging_rabbit")
+    # One delivery attempt gives up after this long, so a Kafka outage shows
+    # (backpressure log, readiness) within 10 s instead of the driver's 30 s.
+    conf.set_default("delivery_timeout", DAEMON_DELIVERY_TIMEOUT, group=kafka_options.GROUP)
     conf(argv, project="kafka-bridge", prog="kafka-bridge")
     return conf
 
@@ -46,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kafka-bridge: {exc}", file=sys.stderr)
         return 2
     logging.setup(conf, "kafka-bridge")
+    # `kill -USR2 <pid>` prints every thread's stack to stderr, for diagnosing a stuck bridge.
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     try:
         validate(conf)
     except BridgeConfigError as exc:

@@ -127,7 +127,27 @@ class Publisher:
             if future.is_done and future.exception is not None:
                 outcomes[index] = translate(future.exception,
                                             f"delivering to {records[index].topic}", secrets)
+        if futures and all(outcomes[i] is not None and outcomes[i].retriable  # type: ignore
+                           for i, _ in futures):
+            # Nothing got through. kafka-python 3.0.12's producer can stay
+            # wedged after a broker restart (its metadata refresh stops), so
+            # the next attempt starts with a fresh one.
+            self._discard_producer(producer)
         return outcomes
+
+    def _discard_producer(self, producer: KafkaProducer) -> None:
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        threading.Thread(target=self._close_quietly, args=(producer, 0.0),
+                         name="kafka-bridge-discard-producer", daemon=True).start()
+
+    def _close_quietly(self, producer: KafkaProducer, timeout: float) -> None:
+        try:
+            producer.close(timeout=timeout)
+        except Exception as exc:  # noqa: BLE001
+            LOG.warning("Kafka producer did not close cleanly: %s",
+                        translate(exc, "closing", self._settings.secret_values))
 
     def flush(self, timeout: float) -> bool:
         """Wait up to timeout seconds for buffered records; True if all went out."""
@@ -148,10 +168,6 @@ class Publisher:
             producer, self._producer = self._producer, None
             self._closed = True
         if producer is not None:
-            try:
-                producer.close(timeout=timeout)
-            except Exception as exc:  # noqa: BLE001
-                LOG.warning("Kafka producer did not close cleanly: %s",
-                            translate(exc, "closing", self._settings.secret_values))
+            self._close_quietly(producer, timeout)
         self._topics.close()
 

@@ -249,17 +249,17 @@ def _children(pid: int) -> list[int]:
 
 
 def test_kafka_outage_of_20s_loses_nothing_without_requeue_storm(tmp_path, outage_brokers,
-                                                                  unique) -> None:
+                                                                  bridges, unique) -> None:
     directory, brokers = outage_brokers
     local = local_transport(brokers)
-    bridge = forward_bridge(tmp_path, brokers, unique, batch_size=200).start()
+    bridge = forward_bridge(tmp_path, brokers, unique, batch_size=200)
+    bridges.append(bridge.start())
     kafka = KafkaCollector(brokers, f"{unique}.info")
     total = 6000
     sender = threading.Thread(target=publish, args=(local, unique, range(total)))
     try:
         sender.start()
         wait_until(lambda: len(kafka.records) >= 500, 60, "the first 500 in Kafka")
-        kafka.close()
         devenv.stop_one(directory, "kafka-1")
         outage_began = time.monotonic()
         rss_before = _rss_kib(bridge)
@@ -270,7 +270,6 @@ def test_kafka_outage_of_20s_loses_nothing_without_requeue_storm(tmp_path, outag
             assert bridge.proc.poll() is None, bridge.output()[-3000:]
             time.sleep(0.5)  # sampling memory, not synchronising
         devenv.restart_one(directory, "kafka-1")
-        kafka = KafkaCollector(brokers, f"{unique}.info")
         wait_until(lambda: len(set(kafka.ids())) == total, 180,
                    lambda: f"all {total} after Kafka came back")
         assert intact(kafka.notifications())

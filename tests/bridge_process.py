@@ -64,7 +64,7 @@ class BridgeProcess:
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
 
-    def start(self, ready_timeout: float = 60) -> BridgeProcess:
+    def start_without_waiting(self) -> BridgeProcess:
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
@@ -72,6 +72,10 @@ class BridgeProcess:
                  str(self.config)], stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
                 env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        return self
+
+    def start(self, ready_timeout: float = 60) -> BridgeProcess:
+        self.start_without_waiting()
         wait_until(lambda: READY_LINE in self.output() or self.proc.poll() is not None,
                    ready_timeout, "the bridge to report it is running")
         assert self.proc.poll() is None, f"kafka-bridge exited:\n{self.output()[-4000:]}"

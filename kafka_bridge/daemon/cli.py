@@ -58,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         validate(conf)
     except BridgeConfigError as exc:
-        LOG.error("configuration error: %s", exc)
         print(f"kafka-bridge: configuration error: {exc}", file=sys.stderr)
         return 2
     launcher = service.launch(conf, BridgeService(conf), restart_method="mutate")

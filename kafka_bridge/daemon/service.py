@@ -15,12 +15,16 @@ from kafka_bridge.daemon.forward import ForwardRoute, LocalNotificationSource
 from kafka_bridge.daemon.reverse import KafkaSource, LocalSink, ReverseRoute
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
-from kafka_bridge.kafka.errors import ConfigurationError
+from kafka_bridge.kafka.errors import ConfigurationError, KafkaBridgeError
 from kafka_bridge.kafka.producer import Publisher
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.pump import Pump
+from kafka_bridge.retry import backoff
 
 LOG = logging.getLogger(__name__)
+
+#: seconds between connection checks while Kafka refuses our credentials
+AUTH_RETRY_INTERVAL = 30.0
 
 
 class BridgeConfigError(ValueError):
@@ -72,13 +76,16 @@ class BridgeService(service.Service):
         self._sources: list[Any] = []
         self._closers: list[Any] = []
         self._local: oslo_messaging.Transport | None = None
-        self._stopped = False
+        self._stopping = threading.Event()
 
     def start(self) -> None:
+        """Connect both sides and start pumping; called again after a SIGHUP restart."""
         super().start()
         conf = self.conf
         settings = kafka_settings(conf)
-        check_connection(settings)
+        self._stopping.clear()
+        if not self._wait_for_kafka(settings):
+            return
         self._local = oslo_messaging.get_notification_transport(conf)
         mode = conf.kafka_bridge.mode
         batch = (conf.kafka_bridge.batch_size, conf.kafka_bridge.batch_timeout)
@@ -104,6 +111,29 @@ class BridgeService(service.Service):
                  ",".join(settings.bootstrap_servers))
         systemd.notify_once()
 
+    def _wait_for_kafka(self, settings: KafkaSettings) -> bool:
+        """Block until Kafka accepts a connection or stop() is called; False if stopped.
+
+        Failing instead would make the service manager respawn the worker in
+        a tight loop; waiting keeps one clear log line per change of cause.
+        """
+        reported = None
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                check_connection(settings)
+            except KafkaBridgeError as exc:
+                attempt += 1
+                if str(exc) != reported:
+                    reported = str(exc)
+                    LOG.error("waiting for Kafka: %s", exc)
+                self._stopping.wait(backoff(attempt) if exc.retriable else AUTH_RETRY_INTERVAL)
+                continue
+            if reported is not None:
+                LOG.info("Kafka reachable")
+            return True
+        return False
+
     def _run(self, name: str, route: Any, sink: Any, source: Any) -> None:
         pump: Pump[Any] = Pump(name, route, sink)
         self.pumps[name] = pump
@@ -114,11 +144,12 @@ class BridgeService(service.Service):
         """Stop taking messages, settle those in flight, release; bounded in time.
 
         In-flight messages get shutdown_timeout seconds to be confirmed;
-        then they go back to their sources. Safe to call twice.
+        then they go back to their sources. Safe to call twice; start() may
+        follow (SIGHUP restarts the service with the reloaded configuration).
         """
-        if self._stopped:
+        self._stopping.set()
+        if not self._sources and self._local is None:
             return
-        self._stopped = True
         give_up = threading.Timer(self.conf.kafka_bridge.shutdown_timeout, self._give_up)
         give_up.daemon = True
         give_up.start()
@@ -131,6 +162,7 @@ class BridgeService(service.Service):
             close()
         if self._local is not None:
             self._local.cleanup()
+        self._sources, self._closers, self._local = [], [], None
         LOG.info("kafka-bridge stopped: %s", {n: vars(p.stats) for n, p in self.pumps.items()})
         super().stop(graceful)
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -284,3 +289,48 @@ def test_kafka_outage_of_20s_loses_nothing_without_requeue_storm(tmp_path, outag
     assert output.count("destination unavailable") == 1, "backpressure not logged once"
     assert output.count("destination available again") == 1
     assert rss_peak - rss_before < 64 * 1024, f"memory grew {rss_peak - rss_before} KiB"
+
+
+def test_sighup_reloads_and_the_bridge_goes_on(tmp_path, brokers, local, bridges,
+                                               unique) -> None:
+    bridge = forward_bridge(tmp_path, brokers, unique)
+    bridges.append(bridge.start())
+    kafka = KafkaCollector(brokers, f"{unique}.info")
+    try:
+        publish(local, unique, range(100))
+        wait_until(lambda: len(set(kafka.ids())) == 100, 30, "the first 100 in Kafka")
+        bridge.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: bridge.output().count("kafka-bridge running") == 2, 30,
+                   "the bridge to restart its service after SIGHUP")
+        assert bridge.proc.poll() is None
+        publish(local, unique, range(100, 200))
+        wait_until(lambda: len(set(kafka.ids())) == 200, 30, "the next 100 in Kafka")
+    finally:
+        kafka.close()
+    assert bridge.terminate() < 10
+
+
+def test_bad_configuration_exits_2_naming_the_option(tmp_path) -> None:
+    config = tmp_path / "bad.conf"
+    config.write_text("[kafka_bridge]\nmode = reverse\nkafka_url = kafka-notify://h:1/\n")
+    result = subprocess.run([sys.executable, "-m", "kafka_bridge.daemon.cli", "--config-file",
+                             str(config)], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert result.returncode == 2
+    assert "[reverse] kafka_topics" in result.stderr
+
+
+def test_unreachable_kafka_at_start_waits_without_respawning_and_stops_on_sigterm(
+        tmp_path, brokers, bridges) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    bridge = BridgeProcess(tmp_path / "bridge", brokers, {"kafka_bridge": {
+        "kafka_url": f"kafka-notify://127.0.0.1:{closed_port}/?connect_timeout=1"}})
+    bridges.append(bridge)
+    bridge.start_without_waiting()
+    wait_until(lambda: bridge.output().count("waiting for Kafka") >= 1, 30,
+               "the bridge to say it waits for Kafka")
+    assert bridge.terminate() < 10
+    assert bridge.output().count("waiting for Kafka") == 1, "one line per cause, no storm"
+    assert "exited with status" not in bridge.output(), "the worker crashed and respawned"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from kafka_bridge import devenv
-from tests.brokers import Brokers, DevenvBrokers, brokers_from_environment
+from kafka_bridge.devenv.brokers import Brokers, DevenvBrokers, brokers_from_environment
 
 
 def _session_devenv(tmp_path_factory: pytest.TempPathFactory, name: str,

@@ -1,98 +1,86 @@
-"""The README demo: start real brokers, prove a round trip through each, stop.
+"""The README demo: kafka-bridge in both directions between real RabbitMQ and Kafka.
 
-Run with ``make demo``. Exits 0 only if every step worked.
+Starts devenv, runs the ``kafka-bridge`` daemon in ``both`` mode, publishes
+notifications with an oslo Notifier on RabbitMQ and reads them from Kafka,
+publishes on Kafka (``kafka-notify://``) and receives them with an oslo
+listener on RabbitMQ, prints counts and rates, and stops everything.
+Run with ``make demo``; exits 0 only if every notification arrived.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from pathlib import Path
 
-import oslo_messaging
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-from oslo_config import cfg
+from kafka_bridge.devenv import environment
+from kafka_bridge.devenv.brokers import DevenvBrokers
+from kafka_bridge.devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
+                                         create_topic, kafka_transport, local_transport,
+                                         publish, wait_until)
 
-from kafka_bridge import devenv
-
-COUNT = 1000
-
-
-def kafka_round_trip(bootstrap: str) -> None:
-    topic = f"demo-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, 1, 1)])
-    admin.close()
-    began = time.monotonic()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    futures = [producer.send(topic, b'{"n": %d}' % i) for i in range(COUNT)]
-    for future in futures:
-        future.get(timeout=30)
-    producer.close()
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic,
-                             auto_offset_reset="earliest", consumer_timeout_ms=20000)
-    received = sum(1 for _, record in zip(range(COUNT), consumer))
-    consumer.close()
-    elapsed = time.monotonic() - began
-    print(f"kafka:    produced {COUNT} records (acks=all) to {topic} and consumed "
-          f"{received} back in {elapsed:.2f}s")
-    if received != COUNT:
-        raise SystemExit(f"kafka round trip lost records: {received}/{COUNT}")
-
-
-def rabbit_round_trip(url: str) -> None:
-    conf = cfg.ConfigOpts()
-    conf([])
-    transport = oslo_messaging.get_notification_transport(conf, url=url)
-    topic = f"demo-{uuid.uuid4().hex[:8]}"
-    received: list[dict] = []
-    done = threading.Event()
-
-    class Endpoint:
-        def info(self, ctxt, publisher_id, event_type, payload, metadata):
-            received.append(payload)
-            if len(received) == COUNT:
-                done.set()
-
-    listener = oslo_messaging.get_notification_listener(
-        transport, [oslo_messaging.Target(topic=topic)], [Endpoint()], executor="threading")
-    listener.start()
-    began = time.monotonic()
-    notifier = oslo_messaging.Notifier(transport, publisher_id="demo", driver="messaging",
-                                       topics=[topic])
-    for i in range(COUNT):
-        notifier.info({}, "demo.notification", {"n": i})
-    done.wait(60)
-    elapsed = time.monotonic() - began
-    listener.stop()
-    listener.wait()
-    transport.cleanup()
-    print(f"rabbitmq: sent {COUNT} oslo notifications on topic {topic} and a listener "
-          f"received {len(received)} in {elapsed:.2f}s")
-    if len(received) != COUNT:
-        raise SystemExit(f"rabbitmq round trip lost notifications: {len(received)}/{COUNT}")
+COUNT = 5000
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kafka-bridge-demo-") as tmp:
         directory = Path(tmp)
         began = time.monotonic()
-        exports = devenv.start(directory, devenv.StartOptions())
-        print(f"devenv:   started RabbitMQ ({exports['KAFKA_BRIDGE_RABBIT_URL'].split('@')[1]}) "
-              f"and Kafka ({exports['KAFKA_BRIDGE_KAFKA_BOOTSTRAP']}) in "
+        env = DevenvBrokers(directory / "devenv", environment.StartOptions())
+        brokers = env.brokers
+        print(f"devenv:  RabbitMQ and Kafka ({brokers.kafka_bootstrap}) started in "
               f"{time.monotonic() - began:.1f}s")
+        create_topic(brokers, "demo-from-kafka.info")
+        bridge = BridgeProcess(directory / "bridge", brokers, {
+            "kafka_bridge": {"mode": "both"},
+            "forward": {"topics": "demo", "pool": "demo-bridge"},
+            "reverse": {"kafka_topics": "demo-from-kafka.info", "group": "demo-bridge"}})
+        local, kafka = local_transport(brokers), kafka_transport(brokers)
         try:
-            kafka_round_trip(exports["KAFKA_BRIDGE_KAFKA_BOOTSTRAP"])
-            rabbit_round_trip(exports["KAFKA_BRIDGE_RABBIT_URL"])
+            bridge.start()
+            print("bridge:  kafka-bridge running in both mode")
+            forward(brokers, local)
+            reverse(local, kafka)
+            print(f"bridge:  stopped by SIGTERM in {bridge.terminate():.1f}s; counters "
+                  f"{bridge.stats()}")
         finally:
-            stopped = devenv.stop(directory)
-            print(f"devenv:   stopped {len(stopped)} processes")
+            bridge.close()
+            local.cleanup()
+            kafka.cleanup()
+            env.close()
+        print("devenv:  stopped")
     print("demo: OK")
     return 0
+
+
+def forward(brokers, local) -> None:
+    received = KafkaCollector(brokers, "demo.info")
+    try:
+        began = time.monotonic()
+        publish(local, "demo", range(COUNT))
+        wait_until(lambda: len(set(received.ids())) == COUNT, 120,
+                   lambda: f"{COUNT} in Kafka (have {len(set(received.ids()))})")
+        elapsed = time.monotonic() - began
+    finally:
+        received.close()
+    print(f"forward: {COUNT} notifications published on RabbitMQ (topic demo) were read "
+          f"from Kafka topic demo.info in {elapsed:.2f}s ({COUNT / elapsed:,.0f}/s end to end)")
+
+
+def reverse(local, kafka) -> None:
+    received = LocalCollector(local, "demo-from-kafka")
+    try:
+        began = time.monotonic()
+        publish(kafka, "demo-from-kafka", range(COUNT))
+        wait_until(lambda: len(set(received.ids())) == COUNT, 120,
+                   lambda: f"{COUNT} on RabbitMQ (have {len(set(received.ids()))})")
+        elapsed = time.monotonic() - began
+    finally:
+        received.close()
+    print(f"reverse: {COUNT} notifications published on Kafka (kafka-notify://, topic "
+          f"demo-from-kafka) reached an oslo listener on RabbitMQ in {elapsed:.2f}s "
+          f"({COUNT / elapsed:,.0f}/s end to end)")
 
 
 if __name__ == "__main__":

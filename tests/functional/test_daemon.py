@@ -20,9 +20,9 @@ import pytest
 from kafka_bridge import devenv
 
 from kafka_bridge.kafka.envelope import OutgoingRecord, encode
-from tests.bridge_process import (BridgeProcess, KafkaCollector, LocalCollector, create_topic,
+from kafka_bridge.devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector, create_topic,
                                   kafka_transport, local_transport, publish, wait_until)
-from tests.brokers import Brokers, DevenvBrokers
+from kafka_bridge.devenv.brokers import Brokers, DevenvBrokers
 
 TEXT = "x" * 900  # with the envelope, about 1 KB per notification
 

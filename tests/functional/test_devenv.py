@@ -17,7 +17,7 @@ from oslo_config import cfg
 
 from kafka_bridge import devenv
 from kafka_bridge.devenv import kafka as devenv_kafka
-from tests.brokers import Brokers
+from kafka_bridge.devenv.brokers import Brokers
 
 
 def kafka_round_trip(brokers: Brokers, topic: str, replicas: int = 1) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from oslo_config import cfg
 
-from tests.brokers import Brokers
+from kafka_bridge.devenv.brokers import Brokers
 
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 

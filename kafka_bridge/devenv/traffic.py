@@ -1,4 +1,4 @@
-"""Running the real ``kafka-bridge`` daemon in a subprocess, and talking to both sides.
+"""Real traffic for the demo and the tests: the daemon in a subprocess, and both sides.
 
 ``BridgeProcess`` writes a configuration file, starts the daemon in its own
 process group (cotyledon master + worker), waits for its readiness log
@@ -25,7 +25,7 @@ from kafka.admin import KafkaAdminClient
 from oslo_config import cfg
 from oslo_context.context import RequestContext
 
-from tests.brokers import Brokers
+from kafka_bridge.devenv.brokers import Brokers
 
 READY_LINE = "kafka-bridge running"
 STOPPED_LINE = "kafka-bridge stopped: "

@@ -1,7 +1,7 @@
-"""Where the tests' brokers are, and kafka-python settings to reach them.
+"""Running brokers as the ``KAFKA_BRIDGE_*`` variables describe them.
 
-The session fixtures in conftest.py build these: from the ``KAFKA_BRIDGE_*``
-variables when they are set, otherwise from a devenv they start.
+Built from those variables (brokers someone else started) or from a devenv
+started here; used by the test suite and the demo.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from kafka_bridge import devenv
+from kafka_bridge.devenv import environment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +56,12 @@ class Brokers:
 class DevenvBrokers:
     """A devenv this test session started, stopped by close()."""
 
-    def __init__(self, directory: Path, options: devenv.StartOptions) -> None:
+    def __init__(self, directory: Path, options: environment.StartOptions) -> None:
         self.directory = directory
-        self.brokers = Brokers.from_exports(devenv.start(directory, options))
+        self.brokers = Brokers.from_exports(environment.start(directory, options))
 
     def close(self) -> None:
-        devenv.stop(self.directory)
+        environment.stop(self.directory)
 
 
 def brokers_from_environment() -> Brokers | None:

@@ -334,3 +334,24 @@ def test_unreachable_kafka_at_start_waits_without_respawning_and_stops_on_sigter
     assert bridge.terminate() < 10
     assert bridge.output().count("waiting for Kafka") == 1, "one line per cause, no storm"
     assert "exited with status" not in bridge.output(), "the worker crashed and respawned"
+
+
+def test_reverse_start_from_earliest_replays_retained_notifications(tmp_path, brokers, local,
+                                                                    bridges, unique) -> None:
+    topic = f"{unique}.info"
+    create_topic(brokers, topic)
+    direct = kafka_transport(brokers)
+    try:
+        publish(direct, unique, range(50))  # retained in Kafka before the bridge exists
+    finally:
+        direct.cleanup()
+    collector = LocalCollector(local, unique)
+    try:
+        bridges.append(BridgeProcess(tmp_path / "bridge", brokers, {
+            "kafka_bridge": {"mode": "reverse"},
+            "reverse": {"kafka_topics": topic, "group": unique,
+                        "start_from": "earliest"}}).start())
+        wait_until(lambda: set(collector.ids()) == set(range(50)), 60,
+                   lambda: f"the 50 retained notifications (have {len(set(collector.ids()))})")
+    finally:
+        collector.close()

@@ -91,7 +91,20 @@ REVERSE_OPTS = [
                     "confirm per notification, so throughput grows with this."),
 ]
 
-GROUPS = (("kafka_bridge", BRIDGE_OPTS), ("forward", FORWARD_OPTS), ("reverse", REVERSE_OPTS))
+METRICS_OPTS = [
+    cfg.BoolOpt("enabled", default=True,
+                help="Serve Prometheus metrics at /metrics and the probes /healthz (the "
+                     "process is alive) and /readyz (both sides connected, no "
+                     "backpressure) over HTTP."),
+    cfg.HostAddressOpt("host", default="127.0.0.1",
+                       help="Address the metrics and health endpoint listens on. Use 0.0.0.0 "
+                            "in a container so probes and Prometheus can reach it."),
+    cfg.PortOpt("port", default=9464,
+                help="Port of the metrics and health endpoint."),
+]
+
+GROUPS = (("kafka_bridge", BRIDGE_OPTS), ("forward", FORWARD_OPTS), ("reverse", REVERSE_OPTS),
+          ("metrics", METRICS_OPTS))
 
 
 def register(conf: cfg.ConfigOpts) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -27,6 +28,9 @@ Record = TypeVar("Record")
 
 class SourceMessage(Protocol):
     """One message taken from a source, settled exactly once by ack or nack."""
+
+    #: when the message was created at its origin (epoch seconds), if known
+    created: float | None
 
     def ack(self) -> None:
         """Done with it: the source may forget it."""
@@ -90,8 +94,11 @@ class Pump(Generic[Record]):
     ``handle`` may be called from several source threads at once.
     """
 
-    def __init__(self, name: str, route: Route[Record], sink: Sink[Record]) -> None:
+    def __init__(self, name: str, route: Route[Record], sink: Sink[Record],
+                 latency: Callable[[float], None] | None = None) -> None:
+        """latency, if given, is told each confirmed message's seconds since creation."""
         self.name = name
+        self._latency = latency
         self.stats = PumpStats()
         self._route = route
         self._sink = sink
@@ -146,6 +153,8 @@ class Pump(Generic[Record]):
         if outcome is None:
             self._count(confirmed=1, dead_lettered=1 if is_dead else 0)
             message.ack()
+            if self._latency is not None and message.created is not None:
+                self._latency(max(0.0, time.time() - message.created))
         elif getattr(outcome, "retriable", False) or is_dead:
             # Shutting down (or the dead letter itself failed): the source
             # keeps the message and delivers it again.

@@ -34,6 +34,7 @@ class LocalMessage:
                            "delivery_info", None) or {}
         self.exchange = delivery.get("exchange") or ""
         self.routing_key = delivery.get("routing_key") or default_topic
+        self.created = mapping.notification_time(self.message)
 
     def ack(self) -> None:
         self.incoming.acknowledge()

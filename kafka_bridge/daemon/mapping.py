@@ -84,3 +84,17 @@ def parse_start_from(value: str) -> str | int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return (moment - EPOCH) // datetime.timedelta(milliseconds=1)
+
+
+def notification_time(message: Any) -> float | None:
+    """Epoch seconds of an oslo notification's ``timestamp`` (UTC), None if unreadable."""
+    stamp = message.get("timestamp") if isinstance(message, Mapping) else None
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()

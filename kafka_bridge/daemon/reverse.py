@@ -27,6 +27,7 @@ class KafkaMessage:
     def __init__(self, subscription: Subscription, delivery: Delivery) -> None:
         self.subscription = subscription
         self.delivery = delivery
+        self.created = delivery.timestamp_ms / 1000 if delivery.timestamp_ms > 0 else None
 
     def ack(self) -> None:
         self.subscription.acknowledge(self.delivery)
@@ -70,6 +71,10 @@ class KafkaSource:
     def cleanup(self) -> None:
         """Commit what was acknowledged and leave the group."""
         self._subscription.close()
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records per partition not yet taken, as last seen."""
+        return self._subscription.lag()
 
 
 @dataclasses.dataclass(frozen=True)

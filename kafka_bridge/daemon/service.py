@@ -12,6 +12,7 @@ from oslo_service import service, systemd
 
 from kafka_bridge.daemon import mapping
 from kafka_bridge.daemon.forward import ForwardRoute, LocalNotificationSource
+from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
 from kafka_bridge.daemon.reverse import KafkaSource, LocalSink, ReverseRoute
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
@@ -77,6 +78,9 @@ class BridgeService(service.Service):
         self._closers: list[Any] = []
         self._local: oslo_messaging.Transport | None = None
         self._stopping = threading.Event()
+        self._ready = False
+        self._metrics: BridgeMetrics | None = None
+        self._health: HealthServer | None = None
 
     def start(self) -> None:
         """Connect both sides and start pumping; called again after a SIGHUP restart."""
@@ -84,6 +88,7 @@ class BridgeService(service.Service):
         conf = self.conf
         settings = kafka_settings(conf)
         self._stopping.clear()
+        self._serve_health()
         if not self._wait_for_kafka(settings):
             return
         self._local = oslo_messaging.get_notification_transport(conf)
@@ -107,9 +112,30 @@ class BridgeService(service.Service):
             self._run("forward", route, publisher, LocalNotificationSource(
                 self._local, conf.forward.exchanges, conf.forward.topics,
                 conf.forward.priorities, conf.forward.pool, *batch))
+        self._ready = True
         LOG.info("kafka-bridge running: mode %s, Kafka %s", mode,
                  ",".join(settings.bootstrap_servers))
         systemd.notify_once()
+
+    def _serve_health(self) -> None:
+        # Once per worker process: a SIGHUP restart keeps the endpoint.
+        if self._health is not None or not self.conf.metrics.enabled:
+            return
+        self._metrics = BridgeMetrics(lambda: dict(self.pumps), self._lag)
+        self._health = HealthServer(self.conf.metrics.host, self.conf.metrics.port,
+                                    self._metrics, self.ready)
+        self._health.start()
+
+    def ready(self) -> bool:
+        """Both sides connected and no direction in backpressure (for /readyz)."""
+        return self._ready and not any(p.stats.backpressure for p in self.pumps.values())
+
+    def _lag(self) -> dict[tuple[str, int], int]:
+        lag: dict[tuple[str, int], int] = {}
+        for source in self._sources:
+            if isinstance(source, KafkaSource):
+                lag.update(source.lag())
+        return lag
 
     def _wait_for_kafka(self, settings: KafkaSettings) -> bool:
         """Block until Kafka accepts a connection or stop() is called; False if stopped.
@@ -135,7 +161,8 @@ class BridgeService(service.Service):
         return False
 
     def _run(self, name: str, route: Any, sink: Any, source: Any) -> None:
-        pump: Pump[Any] = Pump(name, route, sink)
+        latency = self._metrics.observer(name) if self._metrics is not None else None
+        pump: Pump[Any] = Pump(name, route, sink, latency)
         self.pumps[name] = pump
         source.start(pump.handle)
         self._sources.append(source)
@@ -148,6 +175,7 @@ class BridgeService(service.Service):
         follow (SIGHUP restarts the service with the reloaded configuration).
         """
         self._stopping.set()
+        self._ready = False
         if not self._sources and self._local is None:
             return
         give_up = threading.Timer(self.conf.kafka_bridge.shutdown_timeout, self._give_up)

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -24,8 +26,10 @@ from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 from oslo_config import cfg
 from oslo_context.context import RequestContext
+from prometheus_client.parser import text_string_to_metric_families
 
 from kafka_bridge.devenv.brokers import Brokers
+from kafka_bridge.devenv.processes import free_port
 
 READY_LINE = "kafka-bridge running"
 STOPPED_LINE = "kafka-bridge stopped: "
@@ -53,9 +57,11 @@ class BridgeProcess:
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "kafka-bridge.conf"
         self.log = directory / "kafka-bridge.log"
+        self.metrics_port = free_port()
         merged: dict[str, dict[str, object]] = {
             "DEFAULT": {"transport_url": brokers.rabbit_url},
-            "kafka_bridge": {"kafka_url": brokers.kafka_url}}
+            "kafka_bridge": {"kafka_url": brokers.kafka_url},
+            "metrics": {"port": self.metrics_port}}
         for section, values in sections.items():
             merged.setdefault(section, {}).update(values)
         self.config.write_text("".join(
@@ -80,6 +86,25 @@ class BridgeProcess:
                    ready_timeout, "the bridge to report it is running")
         assert self.proc.poll() is None, f"kafka-bridge exited:\n{self.output()[-4000:]}"
         return self
+
+    def http_get(self, path: str) -> tuple[int, str]:
+        """(status, body) of GET path on the bridge's metrics and health port."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}",
+                                        timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample's value from /metrics (0 if absent)."""
+        _, text = self.http_get("/metrics")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in labels.items()):
+                    return sample.value
+        return 0.0
 
     def output(self) -> str:
         """What this run of the bridge logged."""

@@ -76,6 +76,7 @@ class Subscription(ConsumerRebalanceListener):
         self._closed = False
         self._positioned: set[TopicPartition] = set()
         self._rewind: dict[TopicPartition, int] = {}
+        self._lag: dict[tuple[str, int], int] = {}
         self._last_commit = time.monotonic()
         self._error_state: str | None = None
         creator = TopicCreator(settings)
@@ -197,11 +198,16 @@ class Subscription(ConsumerRebalanceListener):
             LOG.info("group %s: fetching from Kafka works again", self._group)
             self._error_state = None
         out = []
+        lag = dict(self._lag)
         for tp, records in polled.items():
+            highwater = self._consumer.highwater(tp)
+            if records and highwater is not None:
+                lag[(tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
             for record in records:
                 self._tracker.handed_out(tp, record.offset)
                 out.append(Delivery(tp, record.offset, record.key, record.value,
                                     tuple(record.headers or ()), record.timestamp))
+        self._lag = lag
         return out
 
     def _report_error(self, error: KafkaBridgeError) -> None:
@@ -209,6 +215,10 @@ class Subscription(ConsumerRebalanceListener):
         if text != self._error_state:
             LOG.error("group %s: %s", self._group, text)
             self._error_state = text
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> records behind the partition's end, as of the last fetch."""
+        return dict(self._lag)
 
     def acknowledge(self, delivery: Delivery) -> None:
         """The record was handled; its offset may be committed."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import kombu
+import oslo_messaging
 import pytest
 
 from kafka_bridge import devenv
@@ -92,6 +93,8 @@ def test_reverse_10000_notifications_arrive_intact(tmp_path, brokers, local, bri
                    f"(have {len(set(collector.ids()))})")
         assert all(payload["text"] == TEXT and ctxt["request_id"] == f"req-{payload['n']}"
                    for ctxt, payload in collector.received)
+        _, metrics = bridge.http_get("/metrics")
+        assert f'kafka_bridge_consumer_lag{{partition="0",topic="{topic}"}} 0.0' in metrics
     finally:
         collector.close()
         driver.cleanup()
@@ -265,16 +268,23 @@ def test_kafka_outage_of_20s_loses_nothing_without_requeue_storm(tmp_path, outag
     try:
         sender.start()
         wait_until(lambda: len(kafka.records) >= 500, 60, "the first 500 in Kafka")
+        assert bridge.http_get("/readyz")[0] == 200
         devenv.stop_one(directory, "kafka-1")
         outage_began = time.monotonic()
         rss_before = _rss_kib(bridge)
         sender.join()  # RabbitMQ takes the rest of the stream during the outage
+        wait_until(lambda: bridge.http_get("/readyz")[0] == 503, 20,
+                   "/readyz to turn unready during the outage")
+        assert bridge.http_get("/healthz")[0] == 200
+        assert bridge.metric("kafka_bridge_backpressure", direction="forward") == 1
         rss_peak = rss_before
         while time.monotonic() - outage_began < 20:
             rss_peak = max(rss_peak, _rss_kib(bridge))
             assert bridge.proc.poll() is None, bridge.output()[-3000:]
             time.sleep(0.5)  # sampling memory, not synchronising
         devenv.restart_one(directory, "kafka-1")
+        wait_until(lambda: bridge.http_get("/readyz")[0] == 200, 60,
+                   "/readyz to turn ready again after the outage")
         wait_until(lambda: len(set(kafka.ids())) == total, 180,
                    lambda: f"all {total} after Kafka came back")
         assert intact(kafka.notifications())
@@ -355,3 +365,35 @@ def test_reverse_start_from_earliest_replays_retained_notifications(tmp_path, br
                    lambda: f"the 50 retained notifications (have {len(set(collector.ids()))})")
     finally:
         collector.close()
+
+
+def test_metrics_and_health_endpoints_follow_the_traffic(tmp_path, brokers, local, bridges,
+                                                        unique) -> None:
+    bridge = forward_bridge(tmp_path, brokers, unique, exclude_event_types="test.skip*")
+    bridges.append(bridge.start())
+    assert bridge.http_get("/healthz")[0] == 200
+    assert bridge.http_get("/readyz")[0] == 200
+    assert bridge.metric("kafka_bridge_notifications_total", direction="forward",
+                         event="confirmed") == 0
+    kafka = KafkaCollector(brokers, f"{unique}.info")
+    try:
+        publish(local, unique, range(200))
+        notifier = oslo_messaging.Notifier(local, publisher_id="p", driver="messagingv2",
+                                           topics=[unique])
+        for n in range(5):
+            notifier.info({}, "test.skipped", {"n": n})
+        wait_until(lambda: len(set(kafka.ids())) == 200, 30, "200 in Kafka")
+    finally:
+        kafka.close()
+
+    def counted(event: str) -> float:
+        return bridge.metric("kafka_bridge_notifications_total", direction="forward",
+                             event=event)
+
+    wait_until(lambda: counted("filtered") == 5, 30, "5 filtered notifications counted")
+    assert counted("confirmed") >= 200
+    assert counted("received") >= 205
+    assert bridge.metric("kafka_bridge_latency_seconds_count", direction="forward") >= 200
+    assert bridge.metric("kafka_bridge_in_flight", direction="forward") == 0
+    assert bridge.metric("kafka_bridge_backpressure", direction="forward") == 0
+    assert bridge.http_get("/nope")[0] == 404

@@ -8,11 +8,17 @@ import time
 from typing import Any
 
 from oslo_messaging._drivers import base
+from prometheus_client import Counter
 
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Delivery, Subscription
 
 LOG = logging.getLogger(__name__)
+
+#: in prometheus_client's default registry, for services that export it
+UNDECODABLE = Counter("kafka_bridge_undecodable_records",
+                      "Kafka records a kafka-notify:// listener skipped because they are not "
+                      "oslo notifications.", ["topic"])
 
 
 class KafkaIncomingNotification(base.IncomingMessage):
@@ -78,6 +84,7 @@ class KafkaNotificationListener(base.PollStyleListener):
                     ctxt, message = envelope.decode(delivery.value)
                 except envelope.UndecodableRecord as exc:
                     self.undecodable += 1
+                    UNDECODABLE.labels(delivery.partition.topic).inc()
                     LOG.warning("skipping undecodable record %s[%d]@%d: %s",
                                 delivery.partition.topic, delivery.partition.partition,
                                 delivery.offset, exc)

@@ -11,6 +11,7 @@ import oslo_messaging
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from oslo_config import cfg
+from prometheus_client import REGISTRY
 
 from kafka_bridge.devenv.brokers import Brokers
 
@@ -230,6 +231,8 @@ def test_undecodable_record_is_skipped_and_the_listener_goes_on(brokers, transpo
     while poll_listener.undecodable < 4 and time.monotonic() < deadline:
         recorder.wait_for(3, 0.05)
     assert poll_listener.undecodable == 4
+    assert REGISTRY.get_sample_value("kafka_bridge_undecodable_records_total",
+                                     {"topic": f"{unique}.info"}) == 4
 
 
 def test_acknowledged_offsets_are_committed_so_a_new_member_resumes_after_them(

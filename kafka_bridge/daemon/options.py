@@ -2,6 +2,8 @@
 
 ``[DEFAULT] transport_url`` (oslo.messaging's own option) names the local
 transport, normally ``rabbit://``; ``[kafka_bridge] kafka_url`` names Kafka.
+Every option but ``[metrics]`` is mutable: SIGHUP re-reads the files and
+restarts the pumps with the new values.
 """
 
 from __future__ import annotations
@@ -18,75 +20,75 @@ DEFAULT_EXCHANGES = ("nova", "glance", "neutron", "cinder", "heat", "keystone", 
                      "octavia", "manila", "openstack")
 
 BRIDGE_OPTS = [
-    cfg.StrOpt("mode", default="forward", choices=("forward", "reverse", "both"),
+    cfg.StrOpt("mode", mutable=True, default="forward", choices=("forward", "reverse", "both"),
                help="forward: local transport (RabbitMQ) to Kafka. reverse: Kafka topics to "
                     "local listeners. both: the two at once; the loop guard keeps a "
                     "notification from returning to the side it came from."),
-    cfg.StrOpt("kafka_url", secret=True,
+    cfg.StrOpt("kafka_url", mutable=True, secret=True,
                help="kafka-notify:// URL of the Kafka cluster, e.g. "
                     "kafka-notify://user:pass@kafka1:9093,kafka2:9093/?security_protocol="
                     "SASL_SSL&sasl_mechanism=SCRAM-SHA-512&ssl_cafile=/etc/ssl/ca.pem. "
                     "Options of [oslo_messaging_kafka_notify] apply; URL parameters win."),
-    cfg.IntOpt("batch_size", default=500, min=1,
+    cfg.IntOpt("batch_size", mutable=True, default=500, min=1,
                help="Most notifications forwarded together; the destination confirms a "
                     "batch at once, so larger batches amortise confirmations."),
-    cfg.FloatOpt("batch_timeout", default=0.05, min=0.0,
+    cfg.FloatOpt("batch_timeout", mutable=True, default=0.05, min=0.0,
                  help="Seconds to wait for a batch to fill once its first notification "
                       "arrived."),
-    cfg.FloatOpt("shutdown_timeout", default=8.0, min=0.0,
+    cfg.FloatOpt("shutdown_timeout", mutable=True, default=8.0, min=0.0,
                  help="Seconds SIGTERM waits for in-flight notifications to be confirmed. "
                       "What is not confirmed by then goes back to its source (RabbitMQ "
                       "requeue, Kafka offset not committed): nothing is lost."),
 ]
 
 FORWARD_OPTS = [
-    cfg.ListOpt("exchanges", default=list(DEFAULT_EXCHANGES),
+    cfg.ListOpt("exchanges", mutable=True, default=list(DEFAULT_EXCHANGES),
                 help="Control exchanges to take notifications from."),
-    cfg.ListOpt("topics", default=["notifications"],
+    cfg.ListOpt("topics", mutable=True, default=["notifications"],
                 help="Notification topics to take (each service's "
                      "[oslo_messaging_notifications] topics)."),
-    cfg.ListOpt("priorities", default=list(PRIORITIES),
+    cfg.ListOpt("priorities", mutable=True, default=list(PRIORITIES),
                 help="Priorities to take: any of " + ", ".join(PRIORITIES) + "."),
-    cfg.StrOpt("pool",
+    cfg.StrOpt("pool", mutable=True,
                help="Listener pool. With a pool the bridge gets its own queues and its own "
                     "copy of every notification, beside other listeners such as Ceilometer. "
                     "Without one it consumes the default queues (<topic>.<priority>) and "
                     "competes with any other consumer of them: use that only when the "
                     "bridge is their sole reader. Bridges sharing a pool share the load."),
-    cfg.StrOpt("topic_template", default="{topic}.{priority}",
+    cfg.StrOpt("topic_template", mutable=True, default="{topic}.{priority}",
                help="Kafka topic of a notification. Fields: {exchange}, {topic}, "
                     "{priority}, {event_type}, {publisher_id}. The default matches "
                     "kafka-notify:// and oslo.messaging's kafka:// naming."),
-    cfg.ListOpt("include_event_types", default=["*"],
+    cfg.ListOpt("include_event_types", mutable=True, default=["*"],
                 help="Shell patterns (fnmatch) of event types to forward."),
-    cfg.ListOpt("exclude_event_types", default=[],
+    cfg.ListOpt("exclude_event_types", mutable=True, default=[],
                 help="Shell patterns of event types never to forward; checked after "
                      "include_event_types."),
-    cfg.StrOpt("output_format", default="oslo", choices=("oslo", "plain"),
+    cfg.StrOpt("output_format", mutable=True, default="oslo", choices=("oslo", "plain"),
                help="oslo: the envelope oslo.messaging's Kafka drivers read (with the "
                     "context). plain: the notification JSON alone (message_id, "
                     "publisher_id, event_type, priority, payload, timestamp), for "
                     "consumers outside OpenStack."),
-    cfg.StrOpt("dead_letter_topic", default="kafka-bridge.dead-letter",
+    cfg.StrOpt("dead_letter_topic", mutable=True, default="kafka-bridge.dead-letter",
                help="Kafka topic for notifications that cannot be mapped or are refused "
                     "by Kafka for good (too large). The reason is in the record header "
                     "kafka_bridge_error."),
 ]
 
 REVERSE_OPTS = [
-    cfg.ListOpt("kafka_topics", default=[],
+    cfg.ListOpt("kafka_topics", mutable=True, default=[],
                 help="Kafka topics to feed to local listeners. A topic <topic>.<priority> "
                      "is republished on local topic <topic> with that priority."),
-    cfg.StrOpt("group", default="kafka-bridge-reverse",
+    cfg.StrOpt("group", mutable=True, default="kafka-bridge-reverse",
                help="Kafka consumer group; bridges in one group share the partitions."),
-    cfg.StrOpt("start_from", default="committed",
+    cfg.StrOpt("start_from", mutable=True, default="committed",
                help="Where to start: committed (where the group stopped; new partitions "
                     "from the moment the bridge started), earliest, latest, or a time "
                     "(ISO 8601, e.g. 2026-11-24T12:00:00Z) to replay retained "
                     "notifications; the last three apply each time the bridge starts."),
-    cfg.StrOpt("exchange",
+    cfg.StrOpt("exchange", mutable=True,
                help="Local exchange to republish on; unset: [DEFAULT] control_exchange."),
-    cfg.IntOpt("publish_threads", default=8, min=1,
+    cfg.IntOpt("publish_threads", mutable=True, default=8, min=1,
                help="Parallel local publishers. The rabbit driver waits for a publisher "
                     "confirm per notification, so throughput grows with this."),
 ]

@@ -20,10 +20,11 @@ import pytest
 
 from kafka_bridge import devenv
 
-from kafka_bridge.kafka.envelope import OutgoingRecord, encode
-from kafka_bridge.devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector, create_topic,
-                                  kafka_transport, local_transport, publish, wait_until)
 from kafka_bridge.devenv.brokers import Brokers, DevenvBrokers
+from kafka_bridge.devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
+                                         create_topic, kafka_transport, local_transport,
+                                         publish, wait_until)
+from kafka_bridge.kafka.envelope import OutgoingRecord, encode
 
 TEXT = "x" * 900  # with the envelope, about 1 KB per notification
 
@@ -182,7 +183,7 @@ def _quiet(count, seconds: float):
 
 
 def test_poison_message_is_dead_lettered_and_the_stream_goes_on(tmp_path, brokers, local,
-                                                               bridges, unique) -> None:
+                                                                bridges, unique) -> None:
     dead_topic = f"{unique}.dead"
     bridges.append(forward_bridge(tmp_path, brokers, unique,
                                   dead_letter_topic=dead_topic).start())
@@ -257,7 +258,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_kafka_outage_of_20s_loses_nothing_without_requeue_storm(tmp_path, outage_brokers,
-                                                                  bridges, unique) -> None:
+                                                                 bridges, unique) -> None:
     directory, brokers = outage_brokers
     local = local_transport(brokers)
     bridge = forward_bridge(tmp_path, brokers, unique, batch_size=200)
@@ -306,17 +307,23 @@ def test_sighup_reloads_and_the_bridge_goes_on(tmp_path, brokers, local, bridges
     bridge = forward_bridge(tmp_path, brokers, unique)
     bridges.append(bridge.start())
     kafka = KafkaCollector(brokers, f"{unique}.info")
+    renamed = KafkaCollector(brokers, f"{unique}.info.v2")
     try:
         publish(local, unique, range(100))
         wait_until(lambda: len(set(kafka.ids())) == 100, 30, "the first 100 in Kafka")
+        bridge.config.write_text(bridge.config.read_text().replace(
+            "[forward]\n", "[forward]\ntopic_template = {topic}.{priority}.v2\n"))
         bridge.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: bridge.output().count("kafka-bridge running") == 2, 30,
                    "the bridge to restart its service after SIGHUP")
         assert bridge.proc.poll() is None
         publish(local, unique, range(100, 200))
-        wait_until(lambda: len(set(kafka.ids())) == 200, 30, "the next 100 in Kafka")
+        wait_until(lambda: set(renamed.ids()) == set(range(100, 200)), 30,
+                   "the next 100 in the topic the reloaded template names")
+        assert len(set(kafka.ids())) == 100
     finally:
         kafka.close()
+        renamed.close()
     assert bridge.terminate() < 10
 
 
@@ -368,7 +375,7 @@ def test_reverse_start_from_earliest_replays_retained_notifications(tmp_path, br
 
 
 def test_metrics_and_health_endpoints_follow_the_traffic(tmp_path, brokers, local, bridges,
-                                                        unique) -> None:
+                                                         unique) -> None:
     bridge = forward_bridge(tmp_path, brokers, unique, exclude_event_types="test.skip*")
     bridges.append(bridge.start())
     assert bridge.http_get("/healthz")[0] == 200

@@ -18,7 +18,7 @@ from kafka.net import KafkaConnectionManager, NetworkSelector
 
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.errors import (AuthenticationError, KafkaUnavailableError,
-                                      kafka_errors_mapped, scrub)
+                                       kafka_errors_mapped, scrub)
 from kafka_bridge.kafka.settings import KafkaSettings
 
 

@@ -17,7 +17,7 @@ from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.connectivity import open_client
 from kafka_bridge.kafka.envelope import OutgoingRecord
 from kafka_bridge.kafka.errors import (DeliveryError, KafkaBridgeError, KafkaUnavailableError,
-                                      RecordTooLargeError, translate)
+                                       RecordTooLargeError, translate)
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.kafka.topics import TopicCreator
 from kafka_bridge.retry import deliver
@@ -26,6 +26,7 @@ LOG = logging.getLogger(__name__)
 
 #: how often a wait for confirmations checks for cancellation
 WAIT_SLICE = 0.25
+
 
 class Publisher:
     """Sends records and reports, per record, whether Kafka confirmed it.
@@ -170,4 +171,3 @@ class Publisher:
         if producer is not None:
             self._close_quietly(producer, timeout)
         self._topics.close()
-

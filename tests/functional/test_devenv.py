@@ -92,7 +92,7 @@ def test_rabbit_oslo_notification_round_trip(brokers: Brokers, unique: str) -> N
 
 
 def test_three_node_cluster_replicates_with_min_insync_two(kafka_cluster3: Brokers,
-                                                          unique: str) -> None:
+                                                           unique: str) -> None:
     configs = kafka_round_trip(kafka_cluster3, unique, replicas=3)
     assert configs["min.insync.replicas"] == "2"
 

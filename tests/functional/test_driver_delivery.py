@@ -113,7 +113,7 @@ def notifier(transport, topic: str) -> oslo_messaging.Notifier:
 
 
 def test_listener_started_receives_everything_published_after_start(transport, listeners,
-                                                                     unique: str) -> None:
+                                                                    unique: str) -> None:
     recorder = Recorder()
     began = time.monotonic()
     listeners.start([unique], recorder)
@@ -213,7 +213,7 @@ def test_requeued_notification_is_delivered_again(transport, listeners, unique: 
 
 
 def test_undecodable_record_is_skipped_and_the_listener_goes_on(brokers, transport, listeners,
-                                                               unique: str) -> None:
+                                                                unique: str) -> None:
     recorder = Recorder()
     listener = listeners.start([unique], recorder)
     send = notifier(transport, unique)
@@ -297,7 +297,7 @@ def test_publisher_confirms_a_whole_batch_in_one_call(brokers, transport, unique
     records = [driver.notification_record(
         target, {}, {"event_type": "test.batch", "priority": "INFO", "publisher_id": "p",
                      "message_id": str(n), "payload": {"n": n}, "timestamp": "t"})
-        for n in range(500)]
+               for n in range(500)]
     outcomes = driver.publisher.publish(records, retry=0)
     assert outcomes == [None] * 500
     consumer = KafkaConsumer(f"{unique}.info", group_id=unique, auto_offset_reset="earliest",

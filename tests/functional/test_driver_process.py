@@ -116,7 +116,8 @@ class Endpoint:
 
 conf = cfg.ConfigOpts()
 conf([])
-transport = oslo_messaging.get_notification_transport(conf, url=os.environ["KAFKA_BRIDGE_KAFKA_URL"])
+KAFKA_URL = os.environ["KAFKA_BRIDGE_KAFKA_URL"]
+transport = oslo_messaging.get_notification_transport(conf, url=KAFKA_URL)
 endpoint = Endpoint()
 listener = oslo_messaging.get_notification_listener(
     transport, [oslo_messaging.Target(topic=TOPIC)], [endpoint], executor="eventlet", pool=POOL)
@@ -221,7 +222,8 @@ class Recorder:
 
 conf = cfg.ConfigOpts()
 conf([])
-transport = oslo_messaging.get_notification_transport(conf, url=os.environ["KAFKA_BRIDGE_KAFKA_URL"])
+KAFKA_URL = os.environ["KAFKA_BRIDGE_KAFKA_URL"]
+transport = oslo_messaging.get_notification_transport(conf, url=KAFKA_URL)
 listener = oslo_messaging.get_notification_listener(
     transport, [oslo_messaging.Target(topic=TOPIC)], [Recorder(OUT)], executor="threading",
     pool=POOL)

@@ -346,7 +346,7 @@ def kafka_message(topic: str = "notifications.error", value: bytes | None = None
 def test_reverse_record_for_targets_topic_and_priority_of_the_kafka_topic() -> None:
     notification = ReverseRoute("nova").record_for(kafka_message())
     assert notification.target == oslo_messaging.Target(exchange="nova",
-                                                         topic="notifications.error")
+                                                        topic="notifications.error")
     assert notification.message == NOTIFICATION
     assert notification.ctxt == dict(CTXT, kafka_bridge_origin="kafka")
 

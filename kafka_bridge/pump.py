@@ -24,6 +24,8 @@ from kafka_bridge.retry import deliver
 LOG = logging.getLogger(__name__)
 
 Record = TypeVar("Record")
+RecordIn = TypeVar("RecordIn", contravariant=True)
+RecordOut = TypeVar("RecordOut", covariant=True)
 
 
 class SourceMessage(Protocol):
@@ -51,23 +53,23 @@ class Poison(Exception):
     """A message that cannot be decoded or mapped; the reason is the message."""
 
 
-class Sink(Protocol[Record]):
+class Sink(Protocol[RecordIn]):
     """The destination: one attempt per call, an outcome per record."""
 
-    def attempt(self, records: Sequence[Record],
+    def attempt(self, records: Sequence[RecordIn],
                 cancel: threading.Event | None = None) -> Sequence[BaseException | None]:
         """None where the destination confirmed the record, else the error
         (with ``retriable`` true if trying again may work). Should stop
         waiting soon after cancel is set."""
 
 
-class Route(Protocol[Record]):
+class Route(Protocol[RecordOut]):
     """What the pump does with each message of one direction."""
 
-    def record_for(self, message: Any) -> Record:
+    def record_for(self, message: Any) -> RecordOut:
         """The record to send; raises Skip or Poison."""
 
-    def dead_letter(self, message: Any, reason: str) -> Record | None:
+    def dead_letter(self, message: Any, reason: str) -> RecordOut | None:
         """A record for the dead-letter destination, or None when the
         direction only logs and counts."""
 

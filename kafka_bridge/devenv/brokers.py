@@ -44,6 +44,7 @@ class Brokers:
 
     def kafka_client_config(self, password: str | None = None) -> dict[str, object]:
         """kafka-python keyword arguments for this cluster."""
+        assert self.kafka_bootstrap, "no Kafka in these brokers"
         config: dict[str, object] = {"bootstrap_servers": self.kafka_bootstrap.split(",")}
         if self.secure:
             config.update(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",

@@ -65,10 +65,11 @@ def start(directory: Path, options: StartOptions) -> dict[str, str]:
         concurrent.futures.wait(futures)
     records: list[ProcessRecord] = []
     exports: dict[str, str] = {}
-    errors = []
+    errors: list[BaseException] = []
     for future in futures:
-        if future.exception() is not None:
-            errors.append(future.exception())
+        error = future.exception()
+        if error is not None:
+            errors.append(error)
         else:
             started, named = future.result()
             records += started

@@ -81,10 +81,11 @@ class BridgeProcess:
         return self
 
     def start(self, ready_timeout: float = 60) -> BridgeProcess:
-        self.start_without_waiting()
-        wait_until(lambda: READY_LINE in self.output() or self.proc.poll() is not None,
+        proc = self.start_without_waiting().proc
+        assert proc is not None
+        wait_until(lambda: READY_LINE in self.output() or proc.poll() is not None,
                    ready_timeout, "the bridge to report it is running")
-        assert self.proc.poll() is None, f"kafka-bridge exited:\n{self.output()[-4000:]}"
+        assert proc.poll() is None, f"kafka-bridge exited:\n{self.output()[-4000:]}"
         return self
 
     def http_get(self, path: str) -> tuple[int, str]:

@@ -38,8 +38,8 @@ def check_connection(settings: KafkaSettings) -> None:
         for broker in manager.cluster.bootstrap_brokers():
             try:
                 conn = manager.get_connection(broker.node_id, timeout_ms=timeout_ms)
-            except kafka_errors.KafkaError as exc:
-                failures.append(f"{broker.host}:{broker.port}: {exc}")
+            except kafka_errors.KafkaError as refused:
+                failures.append(f"{broker.host}:{broker.port}: {refused}")
                 continue
             net.poll(timeout_ms=timeout_ms, future=conn.init_future)
             future = conn.init_future

@@ -155,7 +155,7 @@ class Subscription(ConsumerRebalanceListener):
             self._commit_if_due()
             if self._redeliver:
                 with self._redeliver_lock:
-                    out = []
+                    out: list[Delivery] = []
                     while self._redeliver and len(out) < max_records:
                         out.append(self._redeliver.popleft())
                 if out:

@@ -147,11 +147,11 @@ class Pump(Generic[Record]):
                               on_retry=self._blocked)
         if self.stats.backpressure and any(o is None for o in outcomes):
             self._set_backpressure(False, None)
-        for message, outcome, is_dead, record in zip(senders, outcomes, dead, records):
-            self._settle(message, outcome, is_dead, record)
+        for message, outcome, is_dead in zip(senders, outcomes, dead):
+            self._settle(message, outcome, is_dead)
 
-    def _settle(self, message: SourceMessage, outcome: BaseException | None, is_dead: bool,
-                record: Record) -> None:
+    def _settle(self, message: SourceMessage, outcome: BaseException | None,
+                is_dead: bool) -> None:
         if outcome is None:
             self._count(confirmed=1, dead_lettered=1 if is_dead else 0)
             message.ack()

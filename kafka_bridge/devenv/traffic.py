@@ -17,13 +17,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import oslo_messaging
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
+from kafka.structs import TopicPartition
 from oslo_config import cfg
 from oslo_context.context import RequestContext
 from prometheus_client.parser import text_string_to_metric_families
@@ -180,26 +180,33 @@ def publish(transport: oslo_messaging.Transport, topic: str, ids: Iterable[int],
         worker.join()
 
 
-def create_topic(brokers: Brokers, topic: str, partitions: int = 3) -> None:
-    """Create topic if missing and wait for its leaders (auto-creation is off)."""
+def create_topic(brokers: Brokers, topic: str, partitions: int = 3) -> int:
+    """Create topic if missing, wait for its leaders; return its partition count."""
     admin = KafkaAdminClient(**brokers.kafka_client_config())
     try:
         admin.create_topics({topic: {"num_partitions": partitions}}, raise_errors=False)
         admin.wait_for_topics([topic])
+        return len(admin.describe_topics([topic])[0]["partitions"])
     finally:
         admin.close()
 
 
 class KafkaCollector:
-    """Reads a topic from the beginning in the background and keeps every record."""
+    """Reads a topic from the beginning in the background and keeps every record.
+
+    Partitions are assigned directly (no consumer group), so no rebalance can
+    delay or repeat what it reads.
+    """
 
     def __init__(self, brokers: Brokers, topic: str) -> None:
-        create_topic(brokers, topic)
+        partitions = create_topic(brokers, topic)
         self.records: list = []
         self._stop = threading.Event()
-        self._consumer = KafkaConsumer(topic, group_id=f"collector-{uuid.uuid4().hex}",
-                                       auto_offset_reset="earliest", enable_auto_commit=False,
+        self._consumer = KafkaConsumer(auto_offset_reset="earliest", enable_auto_commit=False,
                                        **brokers.kafka_client_config())
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        self._consumer.assign(assigned)
+        self._consumer.seek_to_beginning(*assigned)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 

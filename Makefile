@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit functional clean
+.PHONY: demo test unit functional benchmark clean
 
 demo: $(STAMP)
 	$(VENV)/bin/python tools/demo.py
@@ -17,6 +17,10 @@ unit: $(STAMP)
 
 functional: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/functional
+
+benchmark: $(STAMP)
+	$(VENV)/bin/pip install -q -e '.[benchmark]'
+	$(VENV)/bin/python tools/benchmark.py
 
 $(STAMP): setup.cfg pyproject.toml tools/install-system-packages.sh
 	tools/install-system-packages.sh

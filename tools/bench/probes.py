@@ -1,0 +1,274 @@
+"""What the scenarios measure with: timed collectors on both sides, pre-loading,
+queue depths, consumer-group offsets, the naive bridge process and /proc usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import amqp
+import oslo_messaging
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from kafka_bridge.devenv.brokers import Brokers
+from kafka_bridge.devenv.traffic import create_topic, wait_until
+from kafka_bridge.kafka.envelope import encode
+
+NAIVE_SCRIPT = Path(__file__).with_name("naive.py")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def text_of(size: int) -> str:
+    """The payload padding of a notification of about size bytes of payload."""
+    return "x" * max(0, size - 40)
+
+
+class KafkaTimer:
+    """Reads every partition of a topic (no group) and timestamps each record.
+
+    Keeps, per distinct notification id ``payload.n``, the first receive time
+    (monotonic) and the latency from ``payload.sent`` (wall clock) when set.
+    """
+
+    def __init__(self, brokers: Brokers, topic: str, from_end: bool = False) -> None:
+        create_topic(brokers, topic)
+        self._consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+                                       fetch_max_wait_ms=100,
+                                       **brokers.kafka_client_config())
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(self._consumer.partitions_for_topic(topic) or [0])]
+        self._consumer.assign(partitions)
+        if from_end:
+            self._consumer.seek_to_end(*partitions)
+        else:
+            self._consumer.seek_to_beginning(*partitions)
+        for tp in partitions:  # resolve positions now, before anything is sent
+            self._consumer.position(tp)
+        self.first: dict[int, float] = {}
+        self.latencies: list[float] = []
+        self.records = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batches = self._consumer.poll(timeout_ms=100)
+            now, wall = time.monotonic(), time.time()
+            for records in batches.values():
+                for record in records:
+                    self.records += 1
+                    payload = json.loads(json.loads(record.value)["oslo.message"])["payload"]
+                    n = payload["n"]
+                    if n not in self.first:
+                        self.first[n] = now
+                        if "sent" in payload:
+                            self.latencies.append(wall - payload["sent"])
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        wait_until(lambda: len(self.first) >= count, timeout,
+                   lambda: f"{count} distinct notifications in Kafka (have {len(self.first)})",
+                   interval=0.01)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+
+class ListenerTimer:
+    """An oslo notification listener (threading executor) timestamping what it gets."""
+
+    def __init__(self, transport: oslo_messaging.Transport, topic: str,
+                 pool: str | None = None) -> None:
+        self.first: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self.listener = oslo_messaging.get_notification_listener(
+            transport, [oslo_messaging.Target(topic=topic)], [self], executor="threading",
+            pool=pool)
+
+    def start(self) -> ListenerTimer:
+        self.listener.start()
+        return self
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        now = time.monotonic()
+        with self._lock:
+            self.first.setdefault(payload["n"], now)
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        wait_until(lambda: len(self.first) >= count, timeout,
+                   lambda: f"{count} distinct notifications received "
+                           f"(have {len(self.first)})", interval=0.01)
+
+    def close(self) -> None:
+        self.listener.stop()
+        self.listener.wait()
+
+
+def span_rate(first: dict[int, float], count: int) -> tuple[float, float]:
+    """(notifications/s, seconds) between the first arrival and the count-th distinct one.
+
+    What arrived together with the first (one poll, one batch) is not counted, so
+    batching neither helps nor hurts: rate = arrivals after t_first / (t_last - t_first).
+    """
+    times = sorted(first.values())[:count]
+    elapsed = times[-1] - times[0]
+    after_first = sum(1 for t in times if t > times[0])
+    return (after_first / elapsed if elapsed > 0 else float("nan")), elapsed
+
+
+def preload_kafka(brokers: Brokers, topic: str, count: int, size: int) -> None:
+    """Write count notification records (as kafka:// writes them) to topic, acks=all."""
+    create_topic(brokers, topic)
+    producer = KafkaProducer(acks="all", linger_ms=5, batch_size=262144,
+                             **brokers.kafka_client_config())
+    text = text_of(size)
+    try:
+        futures = []
+        for n in range(count):
+            message = {"message_id": str(uuid.uuid4()), "publisher_id": "bench.publisher",
+                       "event_type": "bench.event", "priority": "INFO",
+                       "payload": {"n": n, "text": text},
+                       "timestamp": "2026-01-01 00:00:00.000000"}
+            futures.append(producer.send(topic, encode({"request_id": f"req-{n}"}, message)))
+        producer.flush(60)
+        for future in futures:
+            future.get(1)
+    finally:
+        producer.close(10)
+
+
+def commit_start(brokers: Brokers, group: str, topic: str) -> None:
+    """Commit offset 0 of every partition of topic for group."""
+    consumer = KafkaConsumer(group_id=group, enable_auto_commit=False,
+                             **brokers.kafka_client_config())
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(0, "", -1)
+                         for p in partitions})
+    finally:
+        consumer.close()
+
+
+def queue_depth(rabbit_url: str, queue: str) -> int:
+    """Messages ready in a RabbitMQ queue (unacknowledged ones are not counted)."""
+    url = urlsplit(rabbit_url)
+    connection = amqp.Connection(f"{url.hostname}:{url.port}", userid=unquote(url.username),
+                                 password=unquote(url.password), virtual_host="/")
+    connection.connect()
+    try:
+        channel = connection.channel()
+        return channel.queue_declare(queue, passive=True).message_count
+    finally:
+        connection.close()
+
+
+class NaiveProcess:
+    """tools/bench/naive.py in its own process group."""
+
+    def __init__(self, directory: Path, direction: str, rabbit_url: str, kafka_url: str,
+                 topic: str, pool: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = directory / f"naive-{direction}.log"
+        self.argv = [sys.executable, str(NAIVE_SCRIPT), direction, "--rabbit-url", rabbit_url,
+                     "--kafka-url", kafka_url, "--topic", topic, "--pool", pool]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> NaiveProcess:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env=dict(os.environ, PYTHONWARNINGS="ignore"))
+
+        def output() -> str:
+            with open(self.log, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        wait_until(lambda: "naive bridge READY" in output() or self.proc.poll() is not None,
+                   timeout, "the naive bridge to start")
+        assert self.proc.poll() is None, f"naive bridge exited:\n{output()[-3000:]}"
+        return self
+
+    def terminate(self, timeout: float = 30) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.close()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(10)
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def usage(pid: int) -> tuple[int, float]:
+    """(RSS bytes, CPU seconds) of pid and its descendants."""
+    rss, cpu = 0, 0.0
+    for current in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        cpu += (int(stat[11]) + int(stat[12])) / CLOCK_TICKS
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1]) * 1024
+    return rss, cpu
+
+
+class UsageSampler:
+    """Samples usage(pid) every interval; CPU % of one core and peak RSS over the window."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        self._pid = pid
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak_rss = 0
+        self._began = time.monotonic()
+        _, self._cpu0 = usage(pid)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            rss, _ = usage(self._pid)
+            self.peak_rss = max(self.peak_rss, rss)
+            if self._stop.wait(self._interval):
+                return
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join(5)
+        rss, cpu = usage(self._pid)
+        self.peak_rss = max(self.peak_rss, rss)
+        wall = time.monotonic() - self._began
+        return {"cpu_percent": 100.0 * (cpu - self._cpu0) / wall,
+                "rss_mb": self.peak_rss / 2**20, "seconds": wall}

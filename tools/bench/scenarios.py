@@ -1,0 +1,320 @@
+"""The measurements, each applied identically to kafka-bridge and what it is compared with.
+
+Throughput is counted from the first arrival to the N-th distinct one
+(``probes.span_rate``), so process start-up is left out for both sides;
+the seconds from process start are kept beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import oslo_messaging
+from oslo_config import cfg
+from oslo_context.context import RequestContext
+
+from kafka_bridge.devenv.brokers import Brokers
+from kafka_bridge.devenv.traffic import BridgeProcess, create_topic, publish
+
+from bench import probes
+
+#: oslo.messaging's kafka:// listener drops one record: its constructor polls once
+#: (``KafkaListener.__init__``: ``self.poll(5)``) and discards what that returns.
+#: Whatever listens through kafka:// is therefore waited for until N - 1.
+KAFKA_LISTENER_LOSS = 1
+
+
+@dataclasses.dataclass
+class Bench:
+    brokers: Brokers
+    directory: Path
+    count: int
+    runs: int
+    latency_seconds: float
+    latency_rate: int = 1000
+    log: callable = print
+
+    def __post_init__(self) -> None:
+        self.rabbit = transport(self.brokers.rabbit_url)
+
+    @property
+    def kafka_url(self) -> str:
+        """oslo.messaging's own kafka:// driver on the same cluster."""
+        return f"kafka://{self.brokers.kafka_bootstrap}/"
+
+    def close(self) -> None:
+        self.rabbit.cleanup()
+
+
+def transport(url: str) -> oslo_messaging.Transport:
+    conf = cfg.ConfigOpts()
+    conf([])
+    return oslo_messaging.get_notification_transport(conf, url=url)
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _forward_bridge(bench: Bench, topic: str, pool: str) -> BridgeProcess:
+    return BridgeProcess(bench.directory / name("bridge-fwd"), bench.brokers, {
+        "kafka_bridge": {"mode": "forward"},
+        "forward": {"topics": topic, "pool": pool, "exchanges": "openstack",
+                    "priorities": "info"}})
+
+
+def forward(bench: Bench, size: int) -> dict[str, list[dict]]:
+    """Pre-load N in each bridge's own RabbitMQ queue, start it, time until N are in Kafka."""
+    out: dict[str, list[dict]] = {"kafka-bridge": [], "naive": []}
+    sides = {}
+    topic, pool = name(f"fwd-kb-{size}"), name("pool-kb")
+    sides["kafka-bridge"] = (topic, pool, _forward_bridge(bench, topic, pool))
+    topic, pool = name(f"fwd-naive-{size}"), name("pool-naive")
+    sides["naive"] = (topic, pool, probes.NaiveProcess(
+        bench.directory / "naive", "forward", bench.brokers.rabbit_url, bench.kafka_url,
+        topic, pool))
+    try:
+        for topic, _, process in sides.values():
+            create_topic(bench.brokers, f"{topic}.info")
+            process.start()  # declares its queue, then stops: the queue keeps what comes
+            process.terminate()
+        for run in range(bench.runs):
+            for side, (topic, pool, process) in sides.items():
+                publish(bench.rabbit, topic, range(bench.count), text=probes.text_of(size))
+                timer = probes.KafkaTimer(bench.brokers, f"{topic}.info", from_end=True)
+                try:
+                    began = time.monotonic()
+                    process.start()
+                    pid = process.proc.pid
+                    sampler = probes.UsageSampler(pid)
+                    timer.wait_for(bench.count, 300)
+                    done = time.monotonic()
+                    use = sampler.stop()
+                    process.terminate()
+                finally:
+                    timer.close()
+                left = probes.queue_depth(bench.brokers.rabbit_url, pool)
+                rate, seconds = probes.span_rate(timer.first, bench.count)
+                out[side].append({"rate": rate, "seconds": seconds,
+                                  "seconds_from_process_start": done - began,
+                                  "left_in_queue": left, "cpu_percent": use["cpu_percent"],
+                                  "rss_mb": use["rss_mb"]})
+                bench.log(f"  forward {size} B {side} run {run + 1}: {rate:,.0f}/s "
+                          f"({left} left in queue)")
+    finally:
+        for _, _, process in sides.values():
+            process.close()
+    return out
+
+
+def reverse(bench: Bench, size: int) -> dict[str, list[dict]]:
+    """Pre-load N records in Kafka; time until N reach an oslo listener on RabbitMQ."""
+    out: dict[str, list[dict]] = {"kafka-bridge": [], "naive": []}
+    for run in range(bench.runs):
+        for side in out:
+            topic, group = name(f"rev-{side}-{size}"), name("group")
+            probes.preload_kafka(bench.brokers, f"{topic}.info", bench.count, size)
+            received = probes.ListenerTimer(bench.rabbit, topic).start()
+            if side == "kafka-bridge":
+                process = BridgeProcess(bench.directory / name("bridge-rev"), bench.brokers, {
+                    "kafka_bridge": {"mode": "reverse"},
+                    "reverse": {"kafka_topics": f"{topic}.info", "group": group,
+                                "start_from": "earliest"}})
+            else:
+                probes.commit_start(bench.brokers, group, f"{topic}.info")
+                process = probes.NaiveProcess(bench.directory / "naive", "reverse",
+                                              bench.brokers.rabbit_url, bench.kafka_url,
+                                              topic, group)
+            expected = bench.count - (KAFKA_LISTENER_LOSS if side == "naive" else 0)
+            try:
+                began = time.monotonic()
+                process.start()
+                received.wait_for(expected, 300)
+                done = time.monotonic()
+                process.terminate()
+            finally:
+                process.close()
+                received.close()
+            rate, seconds = probes.span_rate(received.first, expected)
+            out[side].append({"rate": rate, "seconds": seconds,
+                              "seconds_from_process_start": done - began,
+                              "delivered": len(received.first)})
+            bench.log(f"  reverse {size} B {side} run {run + 1}: {rate:,.0f}/s")
+    return out
+
+
+def paced_publish(transport_: oslo_messaging.Transport, topic: str, ids: range, rate: float,
+                  size: int, threads: int = 4) -> float:
+    """Send ids at rate/s (payload carries the wall-clock send time); the rate achieved."""
+    notifier = oslo_messaging.Notifier(transport_, publisher_id="bench.publisher",
+                                       driver="messagingv2", topics=[topic])
+    text = probes.text_of(size)
+    start = time.monotonic() + 0.2
+
+    def send(offset: int) -> None:
+        for i in range(offset, len(ids), threads):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            notifier.info(RequestContext(), "bench.event",
+                          {"n": ids[i], "sent": time.time(), "text": text})
+
+    workers = [threading.Thread(target=send, args=(k,)) for k in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return len(ids) / (time.monotonic() - start)
+
+
+def latency(bench: Bench, size: int = 1024) -> dict[str, object]:
+    """kafka-bridge forward at a fixed offered rate: publish on RabbitMQ to readable in
+    Kafka; the bridge's CPU and RSS at idle and under that load."""
+    topic, pool = name("lat"), name("pool-lat")
+    create_topic(bench.brokers, f"{topic}.info")
+    bridge = _forward_bridge(bench, topic, pool)
+    runs, idle, load = [], [], []
+    count = int(bench.latency_rate * bench.latency_seconds)
+    try:
+        bridge.start()
+        time.sleep(2)
+        for run in range(bench.runs):
+            sampler = probes.UsageSampler(bridge.proc.pid)
+            time.sleep(5 if bench.runs > 1 else 2)
+            idle.append(sampler.stop())
+            timer = probes.KafkaTimer(bench.brokers, f"{topic}.info", from_end=True)
+            try:
+                sampler = probes.UsageSampler(bridge.proc.pid)
+                offered = paced_publish(bench.rabbit, topic,
+                                        range(run * count, (run + 1) * count),
+                                        bench.latency_rate, size)
+                load.append(sampler.stop())
+                timer.wait_for(count, 120)
+            finally:
+                timer.close()
+            ordered = sorted(timer.latencies)
+            result = {"offered_rate": offered, "count": len(ordered),
+                      "p50_ms": 1000 * ordered[len(ordered) // 2],
+                      "p99_ms": 1000 * ordered[min(len(ordered) - 1,
+                                                   int(len(ordered) * 0.99))],
+                      "max_ms": 1000 * ordered[-1]}
+            runs.append(result)
+            bench.log(f"  latency run {run + 1}: p50 {result['p50_ms']:.1f} ms, "
+                      f"p99 {result['p99_ms']:.1f} ms at {offered:,.0f}/s offered")
+        bridge.terminate()
+    finally:
+        bridge.close()
+    return {"runs": runs, "idle": idle, "load": load}
+
+
+DRIVERS = ("kafka-notify", "kafka", "fake")
+
+
+def _driver_url(bench: Bench, driver: str) -> str:
+    return {"kafka-notify": bench.brokers.kafka_url, "kafka": bench.kafka_url,
+            "fake": "fake://"}[driver]
+
+
+def driver(bench: Bench, size: int, threads: int = 8) -> dict[str, dict[str, list[dict]]]:
+    """Notifier publish (N from `threads` threads, then the transport's flush) and listener
+    consumption (N pre-loaded, new group at offset 0) per driver."""
+    out = {d: {"publish": [], "consume": []} for d in DRIVERS}
+    for run in range(bench.runs):
+        for drv in DRIVERS:
+            url = _driver_url(bench, drv)
+            topic, group = name(f"drv-{drv}-{size}"), name("group")
+            if drv != "fake":
+                create_topic(bench.brokers, f"{topic}.info")
+            sender = transport(url)
+            notifier = oslo_messaging.Notifier(sender, publisher_id="bench.publisher",
+                                               driver="messagingv2", topics=[topic])
+            # warm-up (connection, metadata) outside the timing: id N
+            notifier.info(RequestContext(), "bench.event",
+                          {"n": bench.count, "text": probes.text_of(size)})
+            began = time.monotonic()
+            publish(sender, topic, range(bench.count), threads=threads,
+                    text=probes.text_of(size))
+            if drv != "fake":
+                sender.cleanup()  # kafka:// only flushes its producer here
+            published = time.monotonic() - began
+            receiver = sender if drv == "fake" else transport(url)
+            if drv != "fake":
+                probes.commit_start(bench.brokers, group, f"{topic}.info")
+            listener = probes.ListenerTimer(receiver, topic, pool=group)
+            try:
+                listener.start()
+                expected = bench.count + 1 - (KAFKA_LISTENER_LOSS if drv == "kafka" else 0)
+                listener.wait_for(expected, 300)
+            finally:
+                listener.close()
+                receiver.cleanup()
+            rate, seconds = probes.span_rate(listener.first, expected)
+            out[drv]["publish"].append({"rate": bench.count / published,
+                                        "seconds": published})
+            out[drv]["consume"].append({"rate": rate, "seconds": seconds})
+            bench.log(f"  driver {size} B {drv} run {run + 1}: publish "
+                      f"{bench.count / published:,.0f}/s, consume {rate:,.0f}/s")
+    return out
+
+
+def listener_ready(bench: Bench) -> dict[str, list[dict]]:
+    """Seconds from creating a listener to the point from which it receives everything:
+    the later of start() returning and the first probe of the fully delivered tail
+    (probes go out every 20 ms from the moment the listener is created)."""
+    out: dict[str, list[dict]] = {"kafka-notify": [], "kafka": []}
+    probe_transport = transport(bench.brokers.kafka_url)
+    try:
+        for run in range(bench.runs):
+            for drv in out:
+                topic, group = name(f"ready-{drv}"), name("group")
+                create_topic(bench.brokers, f"{topic}.info")
+                notifier = oslo_messaging.Notifier(probe_transport, driver="messagingv2",
+                                                   publisher_id="bench.probe",
+                                                   topics=[topic])
+                notifier.info(RequestContext(), "bench.warmup", {"n": -1})
+                sent: list[float] = []
+                stop = threading.Event()
+
+                def probe() -> None:
+                    while not stop.is_set():
+                        sent.append(time.monotonic())
+                        notifier.info(RequestContext(), "bench.probe", {"n": len(sent) - 1})
+                        stop.wait(0.02)
+
+                receiver = transport(_driver_url(bench, drv))
+                t0 = time.monotonic()
+                prober = threading.Thread(target=probe)
+                prober.start()
+                listener = probes.ListenerTimer(receiver, topic, pool=group)
+                try:
+                    listener.start()
+                    started = time.monotonic()
+                    deadline = started + 30
+                    while time.monotonic() < deadline and not any(
+                            n >= 0 for n in listener.first):
+                        time.sleep(0.01)
+                    time.sleep(1.0)
+                    stop.set()
+                    prober.join()
+                    time.sleep(1.5)
+                finally:
+                    stop.set()
+                    listener.close()
+                    receiver.cleanup()
+                got = set(listener.first)
+                first_of_tail = len(sent)
+                while first_of_tail > 0 and (first_of_tail - 1) in got:
+                    first_of_tail -= 1
+                ready_at = sent[first_of_tail] if first_of_tail < len(sent) else float("inf")
+                ready = max(started, ready_at) - t0
+                out[drv].append({"seconds": ready, "start_returned": started - t0,
+                                 "probes_sent": len(sent), "probes_lost": first_of_tail})
+                bench.log(f"  listener ready {drv} run {run + 1}: {ready:.2f}s "
+                          f"(start() returned after {started - t0:.2f}s)")
+    finally:
+        probe_transport.cleanup()
+    return out

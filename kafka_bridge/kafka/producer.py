@@ -150,19 +150,6 @@ class Publisher:
             LOG.warning("Kafka producer did not close cleanly: %s",
                         translate(exc, "closing", self._settings.secret_values))
 
-    def flush(self, timeout: float) -> bool:
-        """Wait up to timeout seconds for buffered records; True if all went out."""
-        producer = self._producer
-        if producer is None:
-            return True
-        try:
-            producer.flush(timeout=timeout)
-        except Exception as exc:  # noqa: BLE001 - flush failing is reported, not raised
-            LOG.warning("Kafka producer flush did not finish: %s",
-                        translate(exc, "flushing", self._settings.secret_values))
-            return False
-        return True
-
     def close(self, timeout: float = 10.0) -> None:
         """Flush, then release connections; bounded by timeout. Safe to call twice."""
         with self._lock:

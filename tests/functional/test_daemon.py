@@ -147,9 +147,11 @@ def test_both_mode_delivers_each_notification_once_to_each_side(tmp_path, broker
         publish(local, unique, range(0, 300))            # born on RabbitMQ
         publish(direct, unique, range(1000, 1300))       # born on Kafka
         expected = set(range(0, 300)) | set(range(1000, 1300))
-        wait_until(lambda: set(kafka.ids()) == expected, 60, "every notification in Kafka")
-        wait_until(lambda: set(listener.ids()) == expected, 60,
-                   "every notification on RabbitMQ")
+        wait_until(lambda: set(kafka.ids()) == expected, 60, lambda: (
+            f"every notification in Kafka (missing {sorted(expected - set(kafka.ids()))[:20]})"))
+        wait_until(lambda: set(listener.ids()) == expected, 60, lambda: (
+            f"every notification on RabbitMQ (missing "
+            f"{sorted(expected - set(listener.ids()))[:20]})"))
         # A loop would show as copies shortly after the originals: wait until
         # neither side has received anything for a second.
         wait_until(_quiet(lambda: len(kafka.records) + len(listener.ids()), 1.0), 30,

@@ -7,25 +7,21 @@ unacknowledged offset, so a crash redelivers everything not acknowledged.
 
 from __future__ import annotations
 
-import heapq
 import threading
 
 from kafka.structs import TopicPartition
 
 
 class _PartitionProgress:
-    __slots__ = ("pending", "acked", "next_offset", "committed")
+    __slots__ = ("pending", "next_offset", "committed")
 
     def __init__(self) -> None:
-        self.pending: list[int] = []          # heap of handed-out offsets
-        self.acked: set[int] = set()          # acknowledged, still in the heap
+        self.pending: set[int] = set()        # handed out, not yet acknowledged
         self.next_offset: int | None = None   # one past the highest handed out
         self.committed: int | None = None     # last offset committed
 
     def committable(self) -> int | None:
-        while self.pending and self.pending[0] in self.acked:
-            self.acked.discard(heapq.heappop(self.pending))
-        return self.pending[0] if self.pending else self.next_offset
+        return min(self.pending) if self.pending else self.next_offset
 
 
 class OffsetTracker:
@@ -41,17 +37,19 @@ class OffsetTracker:
         """Record that offset of tp was handed to the application."""
         with self._lock:
             progress = self._partitions.setdefault(tp, _PartitionProgress())
-            heapq.heappush(progress.pending, offset)
             progress.next_offset = max(progress.next_offset or 0, offset + 1)
-            self._unacked += 1
+            # A record fetched again (after a rebalance rewind) is one record.
+            if offset not in progress.pending:
+                progress.pending.add(offset)
+                self._unacked += 1
 
     def acknowledged(self, tp: TopicPartition, offset: int) -> bool:
         """Record an acknowledgement; False if tp was revoked meanwhile (ignored)."""
         with self._lock:
             progress = self._partitions.get(tp)
-            if progress is None or offset in progress.acked or offset not in progress.pending:
+            if progress is None or offset not in progress.pending:
                 return False
-            progress.acked.add(offset)
+            progress.pending.remove(offset)
             self._unacked -= 1
             self._changed.notify_all()
             return True
@@ -97,7 +95,7 @@ class OffsetTracker:
             for tp in partitions:
                 progress = self._partitions.pop(tp, None)
                 if progress is not None:
-                    dropped += len(progress.pending) - len(progress.acked)
+                    dropped += len(progress.pending)
             self._unacked -= dropped
             self._changed.notify_all()
             return dropped

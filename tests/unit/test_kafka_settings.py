@@ -440,3 +440,18 @@ def test_wait_for_room_wakes_on_forget() -> None:
     tracker.forget({TP})
     assert tracker.unacknowledged() == 0
     assert tracker.wait_for_room(1, 0.01)
+
+
+def test_a_record_fetched_again_after_a_rewind_counts_once() -> None:
+    from kafka.structs import TopicPartition
+
+    from kafka_bridge.kafka.offsets import OffsetTracker
+    tracker = OffsetTracker()
+    tp = TopicPartition("t", 0)
+    for offset in (0, 1, 1, 2):  # offset 1 handed out twice (fetched again)
+        tracker.handed_out(tp, offset)
+    assert tracker.unacknowledged() == 3
+    for offset in (0, 1, 2):
+        assert tracker.acknowledged(tp, offset)
+    assert tracker.unacknowledged() == 0
+    assert tracker.to_commit() == {tp: 3}

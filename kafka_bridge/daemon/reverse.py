@@ -6,6 +6,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from kafka_bridge.pump import BatchHandler, Poison, Skip
 LOG = logging.getLogger(__name__)
 
 FETCH_WAIT = 0.2
+#: longest wait for the local transport to confirm one attempt's notifications
+PUBLISH_TIMEOUT = 30.0
 
 
 class KafkaMessage:
@@ -135,8 +138,19 @@ class LocalSink:
 
     def attempt(self, records: Sequence[LocalNotification],
                 cancel: threading.Event | None = None) -> list[BaseException | None]:
-        # Each publish fails fast (retry=0): no wait here outlives a shutdown.
-        return list(self._pool.map(self._publish, records))
+        # Each publish fails fast (retry=0); the bound below turns a publish
+        # that never returns into a retriable failure instead of a silent stall.
+        futures = [self._pool.submit(self._publish, record) for record in records]
+        deadline = time.monotonic() + PUBLISH_TIMEOUT
+        outcomes: list[BaseException | None] = []
+        for future in futures:
+            try:
+                outcomes.append(future.result(max(0.0, deadline - time.monotonic())))
+            except concurrent.futures.TimeoutError:
+                outcomes.append(LocalPublishError(
+                    f"local transport did not confirm within {PUBLISH_TIMEOUT:g}s",
+                    retriable=True))
+        return outcomes
 
     def _publish(self, record: LocalNotification) -> BaseException | None:
         try:

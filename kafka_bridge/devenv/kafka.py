@@ -201,7 +201,10 @@ def start_cluster(directory: Path, count: int, tls: BrokerTLS | None,
         for node in nodes:
             node_dir = directory / f"kafka-{node.node_id}"
             data = node_dir / "data"
-            data.mkdir(parents=True, exist_ok=True)
+            # Every start formats a new cluster: data left by an earlier one
+            # in the same directory carries another cluster id.
+            shutil.rmtree(data, ignore_errors=True)
+            data.mkdir(parents=True)
             config = node_dir / "server.properties"
             config.write_text(server_properties(node, nodes, data, tls))
             log_config = node_dir / "log4j2.properties"

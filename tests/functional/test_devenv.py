@@ -160,3 +160,13 @@ def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     with pytest.raises(devenv.DevenvError, match="java not found"):
         devenv.start(tmp_path, devenv.StartOptions(rabbit=False))
+
+
+def test_a_directory_can_be_started_again_after_stop(tmp_path: Path, unique: str) -> None:
+    # Each start formats a new cluster; the previous one's data must not stop it.
+    for _ in range(2):
+        exports = devenv.start(tmp_path, devenv.StartOptions(rabbit=False))
+        try:
+            kafka_round_trip(Brokers.from_exports(exports), unique)
+        finally:
+            devenv.stop(tmp_path)

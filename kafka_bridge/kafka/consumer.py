@@ -33,6 +33,11 @@ LOG = logging.getLogger(__name__)
 #: longest a single broker poll blocks, so stop() takes effect quickly
 POLL_SLICE = 0.1
 
+#: records taken from the consumer per poll and handed out from a local
+#: buffer: each kafka-python poll costs a round trip to its network thread,
+#: which oslo's one-message-at-a-time listeners would otherwise pay per record
+POLL_RECORDS = 500
+
 START_POSITIONS = ("committed", "earliest", "latest")
 
 
@@ -70,8 +75,10 @@ class Subscription(ConsumerRebalanceListener):
         self._group = group
         self._start = start
         self._tracker = OffsetTracker()
+        # handed out first: requeued records, then those buffered by a poll
         self._redeliver: collections.deque[Delivery] = collections.deque()
-        self._redeliver_lock = threading.Lock()
+        self._buffered: collections.deque[Delivery] = collections.deque()
+        self._queue_lock = threading.Lock()
         self._stopped = threading.Event()
         self._closed = False
         self._positioned: set[TopicPartition] = set()
@@ -126,10 +133,11 @@ class Subscription(ConsumerRebalanceListener):
         revoked_set = set(revoked)
         self._rewind.update(self._tracker.to_commit(revoked_set, include_committed=True))
         self._tracker.forget(revoked_set)
-        with self._redeliver_lock:
-            kept = [d for d in self._redeliver if d.partition not in revoked_set]
-            self._redeliver.clear()
-            self._redeliver.extend(kept)
+        with self._queue_lock:
+            for queue in (self._redeliver, self._buffered):
+                kept = [d for d in queue if d.partition not in revoked_set]
+                queue.clear()
+                queue.extend(kept)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         rewind, self._rewind = self._rewind, {}
@@ -153,13 +161,9 @@ class Subscription(ConsumerRebalanceListener):
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stopped.is_set():
             self._commit_if_due()
-            if self._redeliver:
-                with self._redeliver_lock:
-                    out: list[Delivery] = []
-                    while self._redeliver and len(out) < max_records:
-                        out.append(self._redeliver.popleft())
-                if out:
-                    return out
+            out = self._take(max_records)
+            if out:
+                return out
             room = self._settings.max_unacknowledged - self._tracker.unacknowledged()
             left = POLL_SLICE if deadline is None else min(POLL_SLICE,
                                                            deadline - time.monotonic())
@@ -168,10 +172,19 @@ class Subscription(ConsumerRebalanceListener):
             if room <= 0:
                 self._tracker.wait_for_room(self._settings.max_unacknowledged, left)
                 continue
-            batch = self._poll(left, min(max_records, room))
-            if batch:
-                return batch
+            polled = self._poll(left, min(POLL_RECORDS, room))
+            if polled:
+                with self._queue_lock:
+                    self._buffered.extend(polled)
         return []
+
+    def _take(self, max_records: int) -> list[Delivery]:
+        out: list[Delivery] = []
+        with self._queue_lock:
+            for queue in (self._redeliver, self._buffered):
+                while queue and len(out) < max_records:
+                    out.append(queue.popleft())
+        return out
 
     def _poll(self, timeout: float, max_records: int) -> list[Delivery]:
         try:
@@ -226,7 +239,7 @@ class Subscription(ConsumerRebalanceListener):
 
     def requeue(self, delivery: Delivery) -> None:
         """Hand the record out again (its offset stays uncommitted)."""
-        with self._redeliver_lock:
+        with self._queue_lock:
             self._redeliver.append(delivery)
 
     # Commits -------------------------------------------------------------------

@@ -1,85 +1,20 @@
-"""Forward mode: notifications from the local oslo.messaging transport to Kafka."""
+"""Forward mode: how a notification from RabbitMQ becomes a Kafka record."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
-
-import oslo_messaging
 
 from kafka_bridge.daemon import mapping
+from kafka_bridge.daemon.rabbit import RabbitNotification
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.envelope import OutgoingRecord
 from kafka_bridge.kafka.settings import KafkaSettings
-from kafka_bridge.pump import BatchHandler, Poison, Skip
+from kafka_bridge.pump import Poison, Skip
 
 LOG = logging.getLogger(__name__)
 
 #: bytes kept free for the record's framing when a dead letter is cut to size
 DEAD_LETTER_OVERHEAD = 128
-
-
-class LocalMessage:
-    """A notification received on the local transport, settled by ack or nack."""
-
-    def __init__(self, incoming: Any, default_topic: str) -> None:
-        self.incoming = incoming
-        self.ctxt = incoming.ctxt if isinstance(incoming.ctxt, dict) else {}
-        self.message = incoming.message
-        # The rabbit driver keeps the AMQP delivery: it says which exchange and
-        # routing key the notification came by (one queue may collect many
-        # exchanges). Other drivers: the listener's own topic.
-        delivery = getattr(getattr(incoming.message, "_raw_message", None),
-                           "delivery_info", None) or {}
-        self.exchange = delivery.get("exchange") or ""
-        self.routing_key = delivery.get("routing_key") or default_topic
-        self.created = mapping.notification_time(self.message)
-
-    def ack(self) -> None:
-        self.incoming.acknowledge()
-
-    def nack(self) -> None:
-        self.incoming.requeue()
-
-
-class LocalNotificationSource:
-    """Listens to exchanges x topics x priorities on the local transport.
-
-    Batches go to the handler on the driver's listener thread; the listener
-    does not poll again until the handler returned, so an unavailable Kafka
-    holds the source (RabbitMQ keeps the rest, up to the prefetch count).
-    """
-
-    def __init__(self, transport: oslo_messaging.Transport, exchanges: Sequence[str],
-                 topics: Sequence[str], priorities: Sequence[str], pool: str | None,
-                 batch_size: int, batch_timeout: float) -> None:
-        self._transport = transport
-        self._plan = [(topic, [(oslo_messaging.Target(exchange=exchange, topic=topic), priority)
-                               for exchange in exchanges for priority in priorities])
-                      for topic in topics]
-        self._pool = pool
-        self._batch = (batch_size, batch_timeout)
-        self._listeners: list[Any] = []
-
-    def start(self, handler: BatchHandler) -> None:
-        """Declare the queues and start consuming."""
-        for topic, targets in self._plan:
-            listener = self._transport._listen_for_notifications(
-                targets, self._pool, *self._batch)
-            listener.start(lambda incoming, topic=topic: handler(
-                [LocalMessage(i, topic) for i in incoming]))
-            self._listeners.append(listener)
-
-    def stop(self) -> None:
-        """Stop consuming; what was already received is still handed over."""
-        for listener in self._listeners:
-            listener.stop()
-
-    def cleanup(self) -> None:
-        for listener in self._listeners:
-            listener.cleanup()
-        self._listeners = []
 
 
 class ForwardRoute:
@@ -95,7 +30,7 @@ class ForwardRoute:
         self._plain = output_format == "plain"
         self._dead_letter_topic = dead_letter_topic
 
-    def record_for(self, message: LocalMessage) -> OutgoingRecord:
+    def record_for(self, message: RabbitNotification) -> OutgoingRecord:
         if message.ctxt.get(mapping.ORIGIN_KEY) == mapping.ORIGIN_KAFKA:
             raise Skip("loop_suppressed")
         body = message.message
@@ -121,7 +56,7 @@ class ForwardRoute:
             key=envelope.record_key(body, self._settings.record_key_field),
             headers=envelope.headers_for(body) + self._origin_headers(message))
 
-    def dead_letter(self, message: LocalMessage, reason: str) -> OutgoingRecord:
+    def dead_letter(self, message: RabbitNotification, reason: str) -> OutgoingRecord:
         LOG.warning("forward: dead-lettering a notification from %s/%s to %s: %s",
                     message.exchange, message.routing_key, self._dead_letter_topic, reason)
         headers = ((mapping.ERROR_HEADER, reason.encode("utf-8")[:1000]),
@@ -133,6 +68,6 @@ class ForwardRoute:
         return OutgoingRecord(topic=self._dead_letter_topic, value=value, headers=headers)
 
     @staticmethod
-    def _origin_headers(message: LocalMessage) -> tuple[tuple[str, bytes], ...]:
+    def _origin_headers(message: RabbitNotification) -> tuple[tuple[str, bytes], ...]:
         return ((mapping.ORIGIN_KEY, mapping.ORIGIN_LOCAL.encode()),
                 (mapping.SOURCE_HEADER, f"{message.exchange}/{message.routing_key}".encode()))

@@ -31,10 +31,13 @@ BRIDGE_OPTS = [
                     "Options of [oslo_messaging_kafka_notify] apply; URL parameters win."),
     cfg.IntOpt("batch_size", mutable=True, default=500, min=1,
                help="Most notifications forwarded together; the destination confirms a "
-                    "batch at once, so larger batches amortise confirmations."),
-    cfg.FloatOpt("batch_timeout", mutable=True, default=0.05, min=0.0,
-                 help="Seconds to wait for a batch to fill once its first notification "
-                      "arrived."),
+                    "batch at once, so larger batches amortise confirmations. A batch is "
+                    "what arrived while the previous one was being confirmed, so batches "
+                    "grow with the load without waiting."),
+    cfg.FloatOpt("batch_timeout", mutable=True, default=0.0, min=0.0,
+                 help="Seconds to wait for more notifications once the first of a batch "
+                      "arrived. 0: forward at once what has arrived (lowest latency). "
+                      "Raise it only to trade latency for fewer, larger batches."),
     cfg.FloatOpt("shutdown_timeout", mutable=True, default=8.0, min=0.0,
                  help="Seconds SIGTERM waits for in-flight notifications to be confirmed. "
                       "What is not confirmed by then goes back to its source (RabbitMQ "

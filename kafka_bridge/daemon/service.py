@@ -11,7 +11,8 @@ from oslo_config import cfg
 from oslo_service import service, systemd
 
 from kafka_bridge.daemon import mapping
-from kafka_bridge.daemon.forward import ForwardRoute, LocalNotificationSource
+from kafka_bridge.daemon.forward import ForwardRoute
+from kafka_bridge.daemon.rabbit import RabbitNotificationSource
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
 from kafka_bridge.daemon.reverse import KafkaSource, LocalSink, ReverseRoute
 from kafka_bridge.kafka.connectivity import check_connection
@@ -109,7 +110,7 @@ class BridgeService(service.Service):
                 mapping.EventFilter(conf.forward.include_event_types,
                                     conf.forward.exclude_event_types),
                 conf.forward.output_format, conf.forward.dead_letter_topic)
-            self._run("forward", route, publisher, LocalNotificationSource(
+            self._run("forward", route, publisher, RabbitNotificationSource(
                 self._local, conf.forward.exchanges, conf.forward.topics,
                 conf.forward.priorities, conf.forward.pool, *batch))
         self._ready = True

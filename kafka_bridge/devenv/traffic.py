@@ -11,7 +11,9 @@ import ast
 import json
 import os
 import signal
+import socket
 import subprocess
+import struct
 import sys
 import threading
 import time
@@ -251,3 +253,64 @@ class LocalCollector:
     def close(self) -> None:
         self._listener.stop()
         self._listener.wait()
+
+
+class TcpProxy:
+    """A TCP relay on 127.0.0.1 whose connections a test can cut (a network fault).
+
+    Clients connect to ``port``; each connection is relayed to target.
+    ``cut()`` resets every open connection; new ones are accepted again.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self.accepted = 0
+        threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+                self.accepted += 1
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _relay(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> int:
+        """Reset every open connection; return how many were cut."""
+        with self._lock:
+            cut, self._open = self._open, []
+        for sock in cut:
+            # SO_LINGER 0: close sends a reset, as a dropped link or a broker crash would
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        return len(cut) // 2
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()

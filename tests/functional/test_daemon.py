@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import kombu
 import oslo_messaging
@@ -22,8 +23,8 @@ from kafka_bridge import devenv
 
 from kafka_bridge.devenv.brokers import Brokers, DevenvBrokers
 from kafka_bridge.devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
-                                         create_topic, kafka_transport, local_transport,
-                                         publish, wait_until)
+                                         TcpProxy, create_topic, kafka_transport,
+                                         local_transport, publish, wait_until)
 from kafka_bridge.kafka.envelope import OutgoingRecord, encode
 
 TEXT = "x" * 900  # with the envelope, about 1 KB per notification
@@ -71,6 +72,38 @@ def test_forward_10000_notifications_arrive_intact(tmp_path, brokers, local, bri
         kafka.close()
     assert bridges[0].terminate() < 10
     assert bridges[0].stats()["forward"]["confirmed"] >= 10000
+
+
+def test_rabbitmq_connection_cut_mid_stream_loses_nothing(tmp_path, brokers, local, bridges,
+                                                          unique) -> None:
+    rabbit = urlsplit(brokers.rabbit_url)
+    proxy = TcpProxy(rabbit.hostname, rabbit.port)
+    through_proxy = urlunsplit(rabbit._replace(
+        netloc=rabbit.netloc.rsplit(":", 1)[0] + f":{proxy.port}"))
+    bridge = BridgeProcess(tmp_path / "bridge", brokers, {
+        "DEFAULT": {"transport_url": through_proxy},
+        "kafka_bridge": {"mode": "forward"},
+        "forward": {"topics": unique, "pool": f"{unique}-bridge", "exchanges": "openstack"}})
+    bridges.append(bridge.start())
+    kafka = KafkaCollector(brokers, f"{unique}.info")
+    total = 4000
+    sender = threading.Thread(target=publish, args=(local, unique, range(total)))
+    try:
+        sender.start()
+        wait_until(lambda: len(kafka.records) >= 500, 60, "the first 500 in Kafka")
+        assert proxy.cut() >= 1, "the bridge had no RabbitMQ connection to cut"
+        sender.join()
+        # What the bridge held unacknowledged went back to the queue with its
+        # connection; it reconnects and forwards it (again, possibly).
+        wait_until(lambda: len(set(kafka.ids())) == total, 120,
+                   lambda: f"all {total} in Kafka after the cut (have {len(set(kafka.ids()))})")
+        assert intact(kafka.notifications())
+        assert proxy.accepted >= 2, "the bridge did not reconnect"
+    finally:
+        sender.join()
+        kafka.close()
+        proxy.close()
+    assert bridge.terminate() < 10
 
 
 def test_reverse_10000_notifications_arrive_intact(tmp_path, brokers, local, bridges,

@@ -23,9 +23,12 @@ except backend_exceptions.BackendAlreadySelected:  # pragma: no cover - depends 
 import oslo_messaging
 import pytest
 from kafka.structs import TopicPartition
+from oslo_messaging._drivers import amqp as rpc_amqp
+from oslo_messaging._drivers import common as oslo_common
 
 from kafka_bridge.daemon import mapping
-from kafka_bridge.daemon.forward import ForwardRoute, LocalMessage
+from kafka_bridge.daemon.forward import ForwardRoute
+from kafka_bridge.daemon.rabbit import RabbitNotification
 from kafka_bridge.daemon.reverse import KafkaMessage, ReverseRoute
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Delivery
@@ -148,27 +151,26 @@ def test_plain_value_missing_fields_are_null() -> None:
 
 
 class RawMessage:
-    def __init__(self, delivery_info: dict[str, Any]) -> None:
+    """The kombu message under what the rabbit driver hands a consumer."""
+
+    def __init__(self, delivery_info: dict[str, Any], delivery_tag: int = 1) -> None:
         self.delivery_info = delivery_info
+        self.delivery_tag = delivery_tag
+        self.channel = None
 
 
 class RabbitDict(dict):
-    """A notification dict as the rabbit driver hands it: with its AMQP delivery."""
+    """A message body as the rabbit driver hands it: with its AMQP delivery."""
 
     _raw_message: RawMessage
 
 
-class FakeIncoming:
-    def __init__(self, ctxt: Any, message: dict) -> None:
-        self.ctxt = ctxt
-        self.message = message
-        self.settled: list[str] = []
-
-    def acknowledge(self) -> None:
-        self.settled.append("ack")
-
-    def requeue(self) -> None:
-        self.settled.append("requeue")
+def sent_by_rabbit_driver(ctxt: Any, body: dict, envelope_version: bool = True) -> dict:
+    """The body of a notification as oslo.messaging's rabbit driver publishes it."""
+    message = dict(body)
+    rpc_amqp._add_unique_id(message)
+    rpc_amqp.pack_context(message, ctxt)
+    return oslo_common.serialize_msg(message) if envelope_version else message
 
 
 NOTIFICATION = {"message_id": "m-1", "publisher_id": "compute.host1",
@@ -180,11 +182,11 @@ CTXT = {"user": "u1", "request_id": "req-1"}
 
 def local_message(body: dict | None = None, ctxt: Any = None,
                   exchange: str = "nova", routing_key: str = "notifications.error",
-                  default_topic: str = "notifications") -> LocalMessage:
-    message = RabbitDict(NOTIFICATION if body is None else body)
-    message._raw_message = RawMessage({"exchange": exchange, "routing_key": routing_key})
-    return LocalMessage(FakeIncoming(dict(CTXT) if ctxt is None else ctxt, message),
-                        default_topic)
+                  sent: dict | None = None) -> RabbitNotification:
+    received = RabbitDict(sent if sent is not None else sent_by_rabbit_driver(
+        dict(CTXT) if ctxt is None else ctxt, NOTIFICATION if body is None else body))
+    received._raw_message = RawMessage({"exchange": exchange, "routing_key": routing_key})
+    return RabbitNotification(received)
 
 
 def forward_route(template: str = "{topic}.{priority}", output_format: str = "oslo",
@@ -195,21 +197,31 @@ def forward_route(template: str = "{topic}.{priority}", output_format: str = "os
                         output_format, "dead.letters")
 
 
-def test_local_message_reads_the_amqp_delivery_and_settles_the_incoming() -> None:
+def test_rabbit_notification_unpacks_what_the_rabbit_driver_sends() -> None:
     message = local_message()
     assert (message.exchange, message.routing_key) == ("nova", "notifications.error")
+    # the context as the notifier had it: no driver keys (_unique_id, msg_id, reply_q)
     assert message.ctxt == CTXT
+    assert message.message == NOTIFICATION
+    assert message.outcome is None
     message.ack()
-    assert message.incoming.settled == ["ack"]
+    assert message.outcome == "ack"
     other = local_message()
     other.nack()
-    assert other.incoming.settled == ["requeue"]
+    assert other.outcome == "requeue"
 
 
-def test_local_message_without_amqp_delivery_uses_the_listener_topic() -> None:
-    message = LocalMessage(FakeIncoming("not a dict", dict(NOTIFICATION)), "notifications")
-    assert (message.exchange, message.routing_key) == ("", "notifications")
-    assert message.ctxt == {}
+def test_rabbit_notification_of_the_unversioned_messaging_driver() -> None:
+    message = local_message(sent=sent_by_rabbit_driver(CTXT, NOTIFICATION,
+                                                       envelope_version=False))
+    assert (message.ctxt, message.message) == (CTXT, NOTIFICATION)
+
+
+def test_message_that_is_not_an_oslo_envelope_is_poison() -> None:
+    broken = {"oslo.version": "2.0", "oslo.message": "{not json"}
+    for sent in (broken, {"just": "a dict"}):
+        with pytest.raises(Poison, match="not an oslo notification"):
+            forward_route().record_for(local_message(sent=sent))
 
 
 def test_forward_default_template_and_oslo_value() -> None:
@@ -293,9 +305,11 @@ def test_forward_message_without_event_type_is_poison(body: dict) -> None:
 
 
 def test_forward_unserializable_notification_is_poison() -> None:
-    body = dict(NOTIFICATION, payload={"x": object()})
+    # Cannot come from RabbitMQ as JSON; a mapping that made one must not crash the pump.
+    message = local_message()
+    message.message = dict(NOTIFICATION, payload={"x": object()})
     with pytest.raises(Poison, match="JSON"):
-        forward_route().record_for(local_message(body))
+        forward_route().record_for(message)
 
 
 def test_forward_dead_letter_names_the_error_and_keeps_the_message() -> None:

@@ -91,9 +91,6 @@ REVERSE_OPTS = [
                     "notifications; the last three apply each time the bridge starts."),
     cfg.StrOpt("exchange", mutable=True,
                help="Local exchange to republish on; unset: [DEFAULT] control_exchange."),
-    cfg.IntOpt("publish_threads", mutable=True, default=8, min=1,
-               help="Parallel local publishers. The rabbit driver waits for a publisher "
-                    "confirm per notification, so throughput grows with this."),
 ]
 
 METRICS_OPTS = [

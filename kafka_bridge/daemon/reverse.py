@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import threading
-import time
-from collections.abc import Sequence
 from typing import Any
 
 import oslo_messaging
@@ -20,8 +17,6 @@ from kafka_bridge.pump import BatchHandler, Poison, Skip
 LOG = logging.getLogger(__name__)
 
 FETCH_WAIT = 0.2
-#: longest wait for the local transport to confirm one attempt's notifications
-PUBLISH_TIMEOUT = 30.0
 
 
 class KafkaMessage:
@@ -114,54 +109,3 @@ class ReverseRoute:
         delivery = message.delivery
         LOG.error("reverse: skipping record %s[%d]@%d: %s", delivery.partition.topic,
                   delivery.partition.partition, delivery.offset, reason)
-
-
-class LocalPublishError(Exception):
-    """The local transport did not take a notification."""
-
-    def __init__(self, text: str, retriable: bool) -> None:
-        super().__init__(text)
-        self.retriable = retriable
-
-
-class LocalSink:
-    """Republishes on the local transport with several publishers in parallel.
-
-    The rabbit driver waits for a publisher confirm per notification; the
-    parallel publishers overlap those waits.
-    """
-
-    def __init__(self, transport: oslo_messaging.Transport, threads: int) -> None:
-        self._transport = transport
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            threads, thread_name_prefix="kafka-bridge-publish")
-
-    def attempt(self, records: Sequence[LocalNotification],
-                cancel: threading.Event | None = None) -> list[BaseException | None]:
-        # Each publish fails fast (retry=0); the bound below turns a publish
-        # that never returns into a retriable failure instead of a silent stall.
-        futures = [self._pool.submit(self._publish, record) for record in records]
-        deadline = time.monotonic() + PUBLISH_TIMEOUT
-        outcomes: list[BaseException | None] = []
-        for future in futures:
-            try:
-                outcomes.append(future.result(max(0.0, deadline - time.monotonic())))
-            except concurrent.futures.TimeoutError:
-                outcomes.append(LocalPublishError(
-                    f"local transport did not confirm within {PUBLISH_TIMEOUT:g}s",
-                    retriable=True))
-        return outcomes
-
-    def _publish(self, record: LocalNotification) -> BaseException | None:
-        try:
-            self._transport._send_notification(record.target, record.ctxt, record.message,
-                                               version="2.0", retry=0)
-        except oslo_messaging.MessageDeliveryFailure as exc:
-            return LocalPublishError(f"local transport unavailable: {exc}", retriable=True)
-        except Exception as exc:  # noqa: BLE001 - reported as this record's outcome
-            return LocalPublishError(f"local transport refused the notification: {exc}",
-                                     retriable=False)
-        return None
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)

@@ -10,11 +10,11 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_service import service, systemd
 
-from kafka_bridge.daemon import mapping
+from kafka_bridge.daemon import mapping, rabbit
 from kafka_bridge.daemon.forward import ForwardRoute
-from kafka_bridge.daemon.rabbit import RabbitNotificationSource
+from kafka_bridge.daemon.rabbit import RabbitNotificationSource, RabbitSink
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
-from kafka_bridge.daemon.reverse import KafkaSource, LocalSink, ReverseRoute
+from kafka_bridge.daemon.reverse import KafkaSource, ReverseRoute
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
 from kafka_bridge.kafka.errors import ConfigurationError, KafkaBridgeError
@@ -48,6 +48,13 @@ def kafka_settings(conf: cfg.ConfigOpts) -> KafkaSettings:
 def validate(conf: cfg.ConfigOpts) -> None:
     """Check what can be checked without a broker; raises BridgeConfigError."""
     kafka_settings(conf)
+    local = oslo_messaging.get_notification_transport(conf)
+    try:
+        rabbit.rabbit_driver(local)
+    except ValueError as exc:
+        raise BridgeConfigError(str(exc)) from None
+    finally:
+        local.cleanup()
     mode = conf.kafka_bridge.mode
     if mode in ("forward", "both"):
         try:
@@ -98,7 +105,7 @@ class BridgeService(service.Service):
         if mode in ("reverse", "both"):
             subscription = Subscription(settings, conf.reverse.kafka_topics, conf.reverse.group,
                                         mapping.parse_start_from(conf.reverse.start_from))
-            sink = LocalSink(self._local, conf.reverse.publish_threads)
+            sink = RabbitSink(self._local)
             self._closers.append(sink.close)
             self._run("reverse", ReverseRoute(conf.reverse.exchange), sink,
                       KafkaSource(subscription, *batch))

@@ -475,6 +475,16 @@ def test_valid_reverse_config_passes(tmp_path: Path) -> None:
     """) is None
 
 
+def test_a_transport_other_than_rabbit_is_named(tmp_path: Path) -> None:
+    error = check_config(tmp_path, """
+        [DEFAULT]
+        transport_url = fake://
+        [kafka_bridge]
+        kafka_url = kafka-notify://h:1/
+    """)
+    assert error is not None and "transport_url" in error and "rabbit://" in error
+
+
 def test_missing_kafka_url_is_named(tmp_path: Path) -> None:
     error = check_config(tmp_path, """
         [kafka_bridge]

@@ -50,8 +50,8 @@ def settings() -> dict[str, dict[str, str]]:
     return {
         "kafka-bridge daemon": {
             "compression": layer["compression_codec"],
-            "batch": f"{bridge['batch_size']} notifications or {bridge['batch_timeout']} s "
-                     f"(batch_timeout) per confirmation; {producer}",
+            "batch": f"up to {bridge['batch_size']} notifications per confirmation, what "
+                     f"arrived meanwhile (batch_timeout {bridge['batch_timeout']} s); {producer}",
             "linger": f"linger_ms {layer['linger_ms']}", "acks": layer["producer_acks"]},
         "kafka-notify:// driver": {
             "compression": layer["compression_codec"], "batch": producer,

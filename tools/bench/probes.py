@@ -115,6 +115,56 @@ class ListenerTimer:
         self.listener.wait()
 
 
+class RabbitTimer:
+    """Timestamps notifications arriving in a RabbitMQ queue, read with plain py-amqp.
+
+    The receiving end of the reverse measurements: an oslo listener costs more CPU per
+    message than the bridges it would measure. It declares the queue ``<topic>.info``
+    bound to the ``openstack`` exchange as oslo.messaging declares a notification
+    listener's default queue, and acknowledges every message.
+    """
+
+    def __init__(self, rabbit_url: str, topic: str) -> None:
+        self.first: dict[int, float] = {}
+        url = urlsplit(rabbit_url)
+        self._connection = amqp.Connection(
+            f"{url.hostname}:{url.port}", userid=unquote(url.username),
+            password=unquote(url.password), virtual_host="/")
+        self._connection.connect()
+        channel = self._connection.channel()
+        queue = f"{topic}.info"
+        channel.exchange_declare("openstack", "topic", durable=False, auto_delete=False)
+        channel.queue_declare(queue, durable=False, auto_delete=False)
+        channel.queue_bind(queue, "openstack", queue)
+        channel.basic_consume(queue, callback=self._received, no_ack=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _received(self, message: amqp.Message) -> None:
+        now = time.monotonic()
+        envelope = json.loads(message.body)
+        body = json.loads(envelope["oslo.message"]) if "oslo.message" in envelope else envelope
+        self.first.setdefault(body["payload"]["n"], now)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._connection.drain_events(timeout=0.1)
+            except TimeoutError:
+                pass
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        wait_until(lambda: len(self.first) >= count, timeout,
+                   lambda: f"{count} distinct notifications in RabbitMQ "
+                           f"(have {len(self.first)})", interval=0.01)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._connection.close()
+
+
 def span_rate(first: dict[int, float], count: int) -> tuple[float, float]:
     """(notifications/s, seconds) between the first arrival and the count-th distinct one.
 

@@ -118,7 +118,7 @@ def reverse(bench: Bench, size: int) -> dict[str, list[dict]]:
         for side in out:
             topic, group = name(f"rev-{side}-{size}"), name("group")
             probes.preload_kafka(bench.brokers, f"{topic}.info", bench.count, size)
-            received = probes.ListenerTimer(bench.rabbit, topic).start()
+            received = probes.RabbitTimer(bench.brokers.rabbit_url, topic)
             if side == "kafka-bridge":
                 process = BridgeProcess(bench.directory / name("bridge-rev"), bench.brokers, {
                     "kafka_bridge": {"mode": "reverse"},
@@ -221,18 +221,22 @@ def _driver_url(bench: Bench, driver: str) -> str:
 
 def driver(bench: Bench, size: int, threads: int = 8) -> dict[str, dict[str, list[dict]]]:
     """Notifier publish (N from `threads` threads, then the transport's flush) and listener
-    consumption (N pre-loaded, new group at offset 0) per driver."""
+    consumption per driver. The Kafka drivers consume the same pre-loaded records (N, written
+    as kafka:// writes them) in a new group positioned at offset 0, so both read identical
+    record batches; fake:// consumes what its Notifier published in memory."""
     out = {d: {"publish": [], "consume": []} for d in DRIVERS}
     for run in range(bench.runs):
+        preloaded = name(f"drv-preload-{size}")
+        probes.preload_kafka(bench.brokers, f"{preloaded}.info", bench.count, size)
         for drv in DRIVERS:
             url = _driver_url(bench, drv)
-            topic, group = name(f"drv-{drv}-{size}"), name("group")
+            topic = name(f"drv-{drv}-{size}")
             if drv != "fake":
                 create_topic(bench.brokers, f"{topic}.info")
             sender = transport(url)
             notifier = oslo_messaging.Notifier(sender, publisher_id="bench.publisher",
                                                driver="messagingv2", topics=[topic])
-            # warm-up (connection, metadata) outside the timing: id N
+            # warm-up (connection, metadata) outside the timing
             notifier.info(RequestContext(), "bench.event",
                           {"n": bench.count, "text": probes.text_of(size)})
             began = time.monotonic()
@@ -241,24 +245,35 @@ def driver(bench: Bench, size: int, threads: int = 8) -> dict[str, dict[str, lis
             if drv != "fake":
                 sender.cleanup()  # kafka:// only flushes its producer here
             published = time.monotonic() - began
-            receiver = sender if drv == "fake" else transport(url)
-            if drv != "fake":
-                probes.commit_start(bench.brokers, group, f"{topic}.info")
-            listener = probes.ListenerTimer(receiver, topic, pool=group)
-            try:
-                listener.start()
-                expected = bench.count + 1 - (KAFKA_LISTENER_LOSS if drv == "kafka" else 0)
-                listener.wait_for(expected, 300)
-            finally:
-                listener.close()
-                receiver.cleanup()
-            rate, seconds = probes.span_rate(listener.first, expected)
             out[drv]["publish"].append({"rate": bench.count / published,
                                         "seconds": published})
+            rate, seconds = _consume(bench, drv, sender if drv == "fake" else None,
+                                     topic if drv == "fake" else preloaded)
             out[drv]["consume"].append({"rate": rate, "seconds": seconds})
             bench.log(f"  driver {size} B {drv} run {run + 1}: publish "
                       f"{bench.count / published:,.0f}/s, consume {rate:,.0f}/s")
     return out
+
+
+def _consume(bench: Bench, drv: str, receiver: oslo_messaging.Transport | None,
+             topic: str) -> tuple[float, float]:
+    """(rate, seconds) of a new listener reading topic's N notifications (fake://: N + 1,
+    its warm-up included)."""
+    group = name("group")
+    if receiver is None:
+        receiver = transport(_driver_url(bench, drv))
+        probes.commit_start(bench.brokers, group, f"{topic}.info")
+        expected = bench.count - (KAFKA_LISTENER_LOSS if drv == "kafka" else 0)
+    else:
+        expected = bench.count + 1
+    listener = probes.ListenerTimer(receiver, topic, pool=group)
+    try:
+        listener.start()
+        listener.wait_for(expected, 300)
+    finally:
+        listener.close()
+        receiver.cleanup()
+    return probes.span_rate(listener.first, expected)
 
 
 def listener_ready(bench: Bench) -> dict[str, list[dict]]:

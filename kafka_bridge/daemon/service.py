@@ -112,6 +112,10 @@ class BridgeService(service.Service):
         if mode in ("forward", "both"):
             publisher = Publisher(settings)
             self._closers.append(publisher.close)
+            try:
+                publisher.connect()
+            except KafkaBridgeError as exc:  # the first batch will try again
+                LOG.warning("forward: Kafka producer not connected yet: %s", exc)
             route = ForwardRoute(
                 settings, conf.forward.topic_template,
                 mapping.EventFilter(conf.forward.include_event_types,

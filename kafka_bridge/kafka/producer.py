@@ -52,6 +52,11 @@ class Publisher:
                                              self._settings, "connecting the Kafka producer")
             return self._producer
 
+    def connect(self) -> None:
+        """Open the producer now rather than with the first record, so that
+        the first notifications do not wait for it. Raises KafkaBridgeError."""
+        self._get_producer()
+
     def publish(self, records: Sequence[OutgoingRecord], retry: int | None = None,
                 cancel: threading.Event | None = None) -> list[KafkaBridgeError | None]:
         """Send all records, wait for their confirmations; one outcome per record.

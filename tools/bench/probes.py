@@ -126,6 +126,8 @@ class RabbitTimer:
 
     def __init__(self, rabbit_url: str, topic: str) -> None:
         self.first: dict[int, float] = {}
+        #: seconds from the payload's "sent" wall-clock time to arrival, where present
+        self.latencies: list[float] = []
         url = urlsplit(rabbit_url)
         self._connection = amqp.Connection(
             f"{url.hostname}:{url.port}", userid=unquote(url.username),
@@ -142,10 +144,12 @@ class RabbitTimer:
         self._thread.start()
 
     def _received(self, message: amqp.Message) -> None:
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         envelope = json.loads(message.body)
         body = json.loads(envelope["oslo.message"]) if "oslo.message" in envelope else envelope
         self.first.setdefault(body["payload"]["n"], now)
+        if "sent" in body["payload"]:
+            self.latencies.append(wall - body["payload"]["sent"])
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -171,14 +171,23 @@ def paced_publish(transport_: oslo_messaging.Transport, topic: str, ids: range, 
     return len(ids) / (time.monotonic() - start)
 
 
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {"p50_ms": 1000 * ordered[len(ordered) // 2],
+            "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+            "max_ms": 1000 * ordered[-1]}
+
+
 def latency(bench: Bench, size: int = 1024) -> dict[str, object]:
     """kafka-bridge forward at a fixed offered rate: publish on RabbitMQ to readable in
-    Kafka; the bridge's CPU and RSS at idle and under that load."""
+    Kafka; beside it, in the same run, publish to received by a plain RabbitMQ consumer
+    (the floor this machine sets); the bridge's CPU and RSS at idle and under that load."""
     topic, pool = name("lat"), name("pool-lat")
     create_topic(bench.brokers, f"{topic}.info")
     bridge = _forward_bridge(bench, topic, pool)
     runs, idle, load = [], [], []
     count = int(bench.latency_rate * bench.latency_seconds)
+    direct = probes.RabbitTimer(bench.brokers.rabbit_url, topic)  # a copy of each message
     try:
         bridge.start()
         time.sleep(2)
@@ -187,6 +196,7 @@ def latency(bench: Bench, size: int = 1024) -> dict[str, object]:
             time.sleep(5 if bench.runs > 1 else 2)
             idle.append(sampler.stop())
             timer = probes.KafkaTimer(bench.brokers, f"{topic}.info", from_end=True)
+            direct.latencies.clear()
             try:
                 sampler = probes.UsageSampler(bridge.proc.pid)
                 offered = paced_publish(bench.rabbit, topic,
@@ -194,19 +204,20 @@ def latency(bench: Bench, size: int = 1024) -> dict[str, object]:
                                         bench.latency_rate, size)
                 load.append(sampler.stop())
                 timer.wait_for(count, 120)
+                direct.wait_for((run + 1) * count, 120)
             finally:
                 timer.close()
-            ordered = sorted(timer.latencies)
-            result = {"offered_rate": offered, "count": len(ordered),
-                      "p50_ms": 1000 * ordered[len(ordered) // 2],
-                      "p99_ms": 1000 * ordered[min(len(ordered) - 1,
-                                                   int(len(ordered) * 0.99))],
-                      "max_ms": 1000 * ordered[-1]}
+            result = {"offered_rate": offered, "count": len(timer.latencies),
+                      **_percentiles(timer.latencies),
+                      "rabbitmq_alone": _percentiles(direct.latencies)}
             runs.append(result)
             bench.log(f"  latency run {run + 1}: p50 {result['p50_ms']:.1f} ms, "
-                      f"p99 {result['p99_ms']:.1f} ms at {offered:,.0f}/s offered")
+                      f"p99 {result['p99_ms']:.1f} ms at {offered:,.0f}/s offered "
+                      f"(RabbitMQ alone: p50 {result['rabbitmq_alone']['p50_ms']:.1f} ms, "
+                      f"p99 {result['rabbitmq_alone']['p99_ms']:.1f} ms)")
         bridge.terminate()
     finally:
+        direct.close()
         bridge.close()
     return {"runs": runs, "idle": idle, "load": load}
 

@@ -18,6 +18,9 @@ from oslo_config import cfg
 from kafka_bridge.kafka import options
 from kafka_bridge.kafka.errors import ConfigurationError
 
+#: shortest produce request timeout the producer is given, in milliseconds
+MIN_REQUEST_MS = 1000
+
 #: which Python package kafka-python needs for each compression codec
 CODEC_PACKAGES = {"snappy": ("snappy",), "lz4": ("lz4",), "zstd": ("zstandard",)}
 
@@ -93,6 +96,11 @@ class KafkaSettings:
             raise ConfigurationError(
                 f"compression_codec={codec} needs the Python package "
                 f"{' or '.join(CODEC_PACKAGES[codec])}; install it or choose another codec")
+        if self.delivery_timeout * 1000 < self.linger_ms + MIN_REQUEST_MS + 100:
+            raise ConfigurationError(
+                f"delivery_timeout={self.delivery_timeout:g} s leaves no time to send after "
+                f"linger_ms={self.linger_ms}: raise delivery_timeout to at least "
+                f"{(self.linger_ms + MIN_REQUEST_MS + 100) / 1000:g} s or lower linger_ms")
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
             raise ConfigurationError("ssl_certfile and ssl_keyfile must be set together")
 
@@ -156,8 +164,10 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
         batch_size=settings.batch_size,
         max_request_size=settings.max_request_size,
         delivery_timeout_ms=delivery_ms,
-        # request_timeout must not exceed the delivery timeout it is part of
-        request_timeout_ms=max(1000, min(delivery_ms, 30000) - 100),
+        # linger and the request both fit in the delivery timeout (kafka-python
+        # refuses to start otherwise; _validate keeps room for MIN_REQUEST_MS)
+        request_timeout_ms=max(MIN_REQUEST_MS,
+                               min(delivery_ms - settings.linger_ms, 30000) - 100),
         max_block_ms=delivery_ms,
     )
     return config

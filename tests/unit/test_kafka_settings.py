@@ -151,6 +151,25 @@ def test_producer_config_is_durable_and_plaintext_has_no_security(
     assert producer_config(settings) == config  # pure: same settings, same config
 
 
+@pytest.mark.parametrize("linger_ms", [0, 500, 8000])
+def test_a_producer_starts_with_any_linger_that_fits_the_delivery_timeout(
+        conf: cfg.ConfigOpts, linger_ms: int) -> None:
+    from kafka import KafkaProducer
+    settings = settings_for(conf, f"kafka-notify://127.0.0.1:9/?linger_ms={linger_ms}"
+                                  f"&delivery_timeout=10")
+    config = producer_config(settings)
+    assert config["linger_ms"] + config["request_timeout_ms"] <= config["delivery_timeout_ms"]
+    # kafka-python checks the same when it builds its accumulator (no broker needed)
+    producer = KafkaProducer(**dict(config, bootstrap_servers=["127.0.0.1:9"],
+                                    api_version=(2, 8)))
+    producer.close(timeout=0)
+
+
+def test_linger_longer_than_the_delivery_timeout_is_named(conf: cfg.ConfigOpts) -> None:
+    with pytest.raises(ConfigurationError, match="linger_ms=9500.*delivery_timeout"):
+        settings_for(conf, "kafka-notify://h:1/?linger_ms=9500&delivery_timeout=10")
+
+
 def test_consumer_config_commits_manually(conf: cfg.ConfigOpts) -> None:
     settings = settings_for(conf, "kafka-notify://h:1/?max_poll_records=17")
     config = consumer_config(settings, "grp")

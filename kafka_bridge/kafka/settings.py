@@ -96,11 +96,11 @@ class KafkaSettings:
             raise ConfigurationError(
                 f"compression_codec={codec} needs the Python package "
                 f"{' or '.join(CODEC_PACKAGES[codec])}; install it or choose another codec")
-        if self.delivery_timeout * 1000 < self.linger_ms + MIN_REQUEST_MS + 100:
+        if self.delivery_timeout * 1000 < self.linger_ms + MIN_REQUEST_MS:
             raise ConfigurationError(
                 f"delivery_timeout={self.delivery_timeout:g} s leaves no time to send after "
                 f"linger_ms={self.linger_ms}: raise delivery_timeout to at least "
-                f"{(self.linger_ms + MIN_REQUEST_MS + 100) / 1000:g} s or lower linger_ms")
+                f"{(self.linger_ms + MIN_REQUEST_MS) / 1000:g} s or lower linger_ms")
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
             raise ConfigurationError("ssl_certfile and ssl_keyfile must be set together")
 

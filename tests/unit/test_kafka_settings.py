@@ -151,12 +151,13 @@ def test_producer_config_is_durable_and_plaintext_has_no_security(
     assert producer_config(settings) == config  # pure: same settings, same config
 
 
-@pytest.mark.parametrize("linger_ms", [0, 500, 8000])
+@pytest.mark.parametrize("linger_ms,delivery_timeout", [
+    (0, 10), (500, 10), (8000, 10), (9000, 10), (0, 1), (100, 1.1)])
 def test_a_producer_starts_with_any_linger_that_fits_the_delivery_timeout(
-        conf: cfg.ConfigOpts, linger_ms: int) -> None:
+        conf: cfg.ConfigOpts, linger_ms: int, delivery_timeout: float) -> None:
     from kafka import KafkaProducer
     settings = settings_for(conf, f"kafka-notify://127.0.0.1:9/?linger_ms={linger_ms}"
-                                  f"&delivery_timeout=10")
+                                  f"&delivery_timeout={delivery_timeout}")
     config = producer_config(settings)
     assert config["linger_ms"] + config["request_timeout_ms"] <= config["delivery_timeout_ms"]
     # kafka-python checks the same when it builds its accumulator (no broker needed)
@@ -168,6 +169,8 @@ def test_a_producer_starts_with_any_linger_that_fits_the_delivery_timeout(
 def test_linger_longer_than_the_delivery_timeout_is_named(conf: cfg.ConfigOpts) -> None:
     with pytest.raises(ConfigurationError, match="linger_ms=9500.*delivery_timeout"):
         settings_for(conf, "kafka-notify://h:1/?linger_ms=9500&delivery_timeout=10")
+    with pytest.raises(ConfigurationError, match="linger_ms=50.*delivery_timeout"):
+        settings_for(conf, "kafka-notify://h:1/?linger_ms=50&delivery_timeout=1")
 
 
 def test_consumer_config_commits_manually(conf: cfg.ConfigOpts) -> None:

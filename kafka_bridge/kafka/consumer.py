@@ -97,8 +97,12 @@ class Subscription(ConsumerRebalanceListener):
         try:
             with kafka_errors_mapped(f"reading offsets of {', '.join(self._topics)}",
                                      settings.secret_values):
-                self._start_offsets = self._start_positions()
+                # Subscribed first: the metadata read for the start positions then
+                # reaches the group coordinator too. Read before subscribing, the
+                # first join saw no partitions, and a second rebalance followed
+                # within the first second (a stall of ~0.2 s while records waited).
                 self._consumer.subscribe(self._topics, listener=self)
+                self._start_offsets = self._start_positions()
         except BaseException:
             self._consumer.close(autocommit=False)
             raise

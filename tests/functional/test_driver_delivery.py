@@ -311,3 +311,30 @@ def test_publisher_confirms_a_whole_batch_in_one_call(brokers, transport, unique
     finally:
         consumer.close()
     assert seen == {r.value for r in records}
+
+
+def test_a_new_member_is_assigned_its_partitions_in_one_rebalance(brokers, unique: str) -> None:
+    # Joining before the topic's metadata reached the group coordinator made the
+    # first assignment empty and a second rebalance follow, stalling delivery.
+    from kafka_bridge.devenv.traffic import create_topic
+    from kafka_bridge.kafka.consumer import Subscription
+    from kafka_bridge.kafka.settings import KafkaSettings
+
+    conf = cfg.ConfigOpts()
+    conf([])
+    settings = KafkaSettings.from_transport_url(
+        conf, oslo_messaging.TransportURL.parse(conf, brokers.kafka_url))
+    topic = f"{unique}.info"
+    create_topic(brokers, topic)
+    subscription = Subscription(settings, [topic], f"{unique}-group", start="earliest")
+    assignments: list[set] = []
+    assign = subscription.on_partitions_assigned
+    subscription.on_partitions_assigned = lambda assigned: (  # type: ignore[method-assign]
+        assignments.append(set(assigned)), assign(assigned))
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            subscription.fetch(0.2, 10)
+    finally:
+        subscription.close()
+    assert [len(a) for a in assignments] == [3], assignments

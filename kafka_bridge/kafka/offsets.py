@@ -8,6 +8,7 @@ unacknowledged offset, so a crash redelivers everything not acknowledged.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from kafka.structs import TopicPartition
 
@@ -33,15 +34,19 @@ class OffsetTracker:
         self._unacked = 0
         self._changed = threading.Condition(self._lock)
 
-    def handed_out(self, tp: TopicPartition, offset: int) -> None:
-        """Record that offset of tp was handed to the application."""
+    def handed_out(self, tp: TopicPartition, offsets: Sequence[int]) -> None:
+        """Record that these offsets of tp were handed to the application."""
+        if not offsets:
+            return
         with self._lock:
-            progress = self._partitions.setdefault(tp, _PartitionProgress())
-            progress.next_offset = max(progress.next_offset or 0, offset + 1)
+            progress = self._partitions.get(tp)
+            if progress is None:
+                progress = self._partitions[tp] = _PartitionProgress()
+            before = len(progress.pending)
             # A record fetched again (after a rebalance rewind) is one record.
-            if offset not in progress.pending:
-                progress.pending.add(offset)
-                self._unacked += 1
+            progress.pending.update(offsets)
+            self._unacked += len(progress.pending) - before
+            progress.next_offset = max(progress.next_offset or 0, max(offsets) + 1)
 
     def acknowledged(self, tp: TopicPartition, offset: int) -> bool:
         """Record an acknowledgement; False if tp was revoked meanwhile (ignored)."""

@@ -21,6 +21,13 @@ from kafka_bridge.kafka.errors import ConfigurationError
 #: shortest produce request timeout the producer is given, in milliseconds
 MIN_REQUEST_MS = 1000
 
+#: longest a broker holds a fetch that found no new records, in milliseconds.
+#: kafka-python has one fetch per broker in flight and leaves out the
+#: partitions whose records it still buffers, so a fetch waiting on a quiet
+#: partition holds back the busy ones until this expires (its default, 500,
+#: halved the catch-up rate of a listener and stretched reverse latency).
+FETCH_MAX_WAIT_MS = 100
+
 #: which Python package kafka-python needs for each compression codec
 CODEC_PACKAGES = {"snappy": ("snappy",), "lz4": ("lz4",), "zstd": ("zstandard",)}
 
@@ -183,6 +190,7 @@ def consumer_config(settings: KafkaSettings, group: str) -> dict[str, Any]:
         # Subscription, at the end offsets it read before subscribing.
         auto_offset_reset="none",
         max_poll_records=settings.max_poll_records,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.session_timeout_ms // 4),
         request_timeout_ms=max(30000, settings.session_timeout_ms + 5000),

@@ -179,6 +179,8 @@ def test_consumer_config_commits_manually(conf: cfg.ConfigOpts) -> None:
     assert config["group_id"] == "grp"
     assert config["enable_auto_commit"] is False
     assert config["max_poll_records"] == 17
+    # a fetch waiting on a quiet partition holds back the busy ones for this long
+    assert config["fetch_max_wait_ms"] <= 100
     assert config["security_protocol"] == "PLAINTEXT"
     assert "sasl_plain_password" not in config and "ssl_cafile" not in config
 
@@ -406,8 +408,8 @@ TP1 = TopicPartition("t", 1)
 
 def test_out_of_order_acks_advance_only_to_lowest_unacknowledged() -> None:
     tracker = OffsetTracker()
-    for offset in (10, 11, 12, 13):
-        tracker.handed_out(TP, offset)
+    tracker.handed_out(TP, [10, 11])
+    tracker.handed_out(TP, [12, 13])
     assert tracker.unacknowledged() == 4
     assert tracker.to_commit() == {TP: 10}  # nothing acknowledged: stay at the first
     assert tracker.acknowledged(TP, 12)
@@ -424,8 +426,7 @@ def test_out_of_order_acks_advance_only_to_lowest_unacknowledged() -> None:
 
 def test_duplicate_and_unknown_acks_are_ignored() -> None:
     tracker = OffsetTracker()
-    tracker.handed_out(TP, 5)
-    tracker.handed_out(TP, 6)
+    tracker.handed_out(TP, [5, 6])
     assert tracker.acknowledged(TP, 6)
     assert not tracker.acknowledged(TP, 6)
     assert not tracker.acknowledged(TP, 99)
@@ -435,9 +436,8 @@ def test_duplicate_and_unknown_acks_are_ignored() -> None:
 
 def test_forget_drops_revoked_partitions_and_ignores_late_acks() -> None:
     tracker = OffsetTracker()
-    for offset in (0, 1, 2):
-        tracker.handed_out(TP, offset)
-        tracker.handed_out(TP1, offset)
+    tracker.handed_out(TP, [0, 1, 2])
+    tracker.handed_out(TP1, [0, 1, 2])
     assert tracker.acknowledged(TP, 0)
     assert tracker.forget({TP}) == 2
     assert tracker.unacknowledged() == 3
@@ -454,8 +454,7 @@ def test_forget_drops_revoked_partitions_and_ignores_late_acks() -> None:
 
 def test_wait_for_room_wakes_on_forget() -> None:
     tracker = OffsetTracker()
-    tracker.handed_out(TP, 0)
-    tracker.handed_out(TP, 1)
+    tracker.handed_out(TP, [0, 1])
     assert not tracker.wait_for_room(2, 0.01)
     tracker.acknowledged(TP, 0)
     assert tracker.wait_for_room(2, 0.01)
@@ -470,8 +469,8 @@ def test_a_record_fetched_again_after_a_rewind_counts_once() -> None:
     from kafka_bridge.kafka.offsets import OffsetTracker
     tracker = OffsetTracker()
     tp = TopicPartition("t", 0)
-    for offset in (0, 1, 1, 2):  # offset 1 handed out twice (fetched again)
-        tracker.handed_out(tp, offset)
+    tracker.handed_out(tp, [0, 1])
+    tracker.handed_out(tp, [1, 2])  # offset 1 handed out again (fetched again)
     assert tracker.unacknowledged() == 3
     for offset in (0, 1, 2):
         assert tracker.acknowledged(tp, offset)

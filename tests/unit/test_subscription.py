@@ -78,9 +78,11 @@ def subscribe(monkeypatch: pytest.MonkeyPatch):
         conf, oslo_messaging.TransportURL.parse(conf, "kafka-notify://127.0.0.1:9/"))
     monkeypatch.setattr(consumer_mod, "TopicCreator", NoTopicCreation)
 
-    def make(fake: FakeConsumer) -> consumer_mod.Subscription:
+    def make(fake: FakeConsumer, query: str = "") -> consumer_mod.Subscription:
         monkeypatch.setattr(consumer_mod, "open_client", lambda *args: fake)
-        return consumer_mod.Subscription(settings, ["t"], "group")
+        chosen = settings if not query else KafkaSettings.from_transport_url(
+            conf, oslo_messaging.TransportURL.parse(conf, f"kafka-notify://127.0.0.1:9/?{query}"))
+        return consumer_mod.Subscription(chosen, ["t"], "group")
     return make
 
 
@@ -112,3 +114,19 @@ def test_requeued_records_come_before_buffered_ones(subscribe) -> None:
     first = subscription.fetch(1.0, 1)[0]
     subscription.requeue(first)
     assert [d.offset for d in subscription.fetch(1.0, 10)] == [0, 1, 2]
+
+
+def test_polls_wait_for_a_share_of_free_slots_instead_of_a_record_at_a_time(subscribe) -> None:
+    # Each kafka-python poll is a round trip to its network thread: polling
+    # whenever one acknowledgement freed one slot made a listener poll per record.
+    fake = FakeConsumer({TP0: list(range(30))})
+    subscription = subscribe(fake, "max_unacknowledged=10")
+    handed = subscription.fetch(1.0, 10)
+    assert [d.offset for d in handed] == list(range(10)) and fake.polls == 1
+    subscription.acknowledge(handed[0])
+    assert subscription.fetch(0.05, 1) == []
+    assert fake.polls == 1  # one free slot: no poll
+    for delivery in handed[1:5]:
+        subscription.acknowledge(delivery)
+    assert [d.offset for d in subscription.fetch(1.0, 10)] == [10, 11, 12, 13, 14]
+    assert fake.polls == 2

@@ -79,9 +79,9 @@ def summarise(raw: dict, bench: scenarios.Bench) -> dict:
     out["latency"] = {"rate": bench.latency_rate, "seconds": bench.latency_seconds,
                       **{k: report.stats([r[k] for r in lat["runs"]])
                          for k in ("p50_ms", "p99_ms", "max_ms", "offered_rate")},
-                      "rabbitmq_alone": {k: report.stats([r["rabbitmq_alone"][k]
-                                                          for r in lat["runs"]])
-                                         for k in ("p50_ms", "p99_ms", "max_ms")},
+                      **{path: {k: report.stats([r[path][k] for r in lat["runs"]])
+                                for k in ("p50_ms", "p99_ms", "max_ms")}
+                         for path in ("read_here", "rabbitmq_alone")},
                       "runs": lat["runs"]}
     out["driver"] = {}
     for size, drivers in raw["driver"].items():

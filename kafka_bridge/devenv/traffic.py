@@ -182,11 +182,14 @@ def publish(transport: oslo_messaging.Transport, topic: str, ids: Iterable[int],
         worker.join()
 
 
-def create_topic(brokers: Brokers, topic: str, partitions: int = 3) -> int:
-    """Create topic if missing, wait for its leaders; return its partition count."""
+def create_topic(brokers: Brokers, topic: str, partitions: int = 3,
+                 configs: dict[str, str] | None = None) -> int:
+    """Create topic (with these topic configs) if missing, wait for its leaders;
+    return its partition count."""
     admin = KafkaAdminClient(**brokers.kafka_client_config())
     try:
-        admin.create_topics({topic: {"num_partitions": partitions}}, raise_errors=False)
+        admin.create_topics({topic: {"num_partitions": partitions, "configs": configs or {}}},
+                            raise_errors=False)
         admin.wait_for_topics([topic])
         return len(admin.describe_topics([topic])[0]["partitions"])
     finally:

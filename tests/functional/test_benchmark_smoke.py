@@ -65,6 +65,9 @@ def test_quick_benchmark_writes_every_section(brokers, tmp_path: Path) -> None:
                                        "listener_ready", "resources")}
     assert not _positive_numbers(figures, "results"), _positive_numbers(figures, "results")
     assert all(s["cpu_percent"]["median"] >= 0 for s in results["resources"].values())
+    latency = results["latency"]
+    # a record is readable in Kafka (appended) before a consumer can read it
+    assert latency["p50_ms"]["median"] <= latency["read_here"]["p50_ms"]["median"], latency
     forwarded = results["forward"]["1024"]
     assert all(run["left_in_queue"] == 0 for side in ("kafka-bridge", "naive")
                for run in forwarded[side]["runs"]), "a forward run left unacknowledged messages"

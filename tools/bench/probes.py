@@ -32,11 +32,21 @@ def text_of(size: int) -> str:
     return "x" * max(0, size - 40)
 
 
+#: topic configuration under which the broker stamps each record with its append time
+LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+#: ConsumerRecord.timestamp_type of such a record
+LOG_APPEND_TIME_TYPE = 1
+
+
 class KafkaTimer:
     """Reads every partition of a topic (no group) and timestamps each record.
 
     Keeps, per distinct notification id ``payload.n``, the first receive time
-    (monotonic) and the latency from ``payload.sent`` (wall clock) when set.
+    (monotonic) and, when ``payload.sent`` (wall clock) is set, two latencies:
+    ``latencies`` to the moment the record became readable in Kafka (the
+    broker's append time, on topics created with LOG_APPEND_TIME) and
+    ``read_latencies`` to its arrival here, which adds this process's own
+    fetch and scheduling delays.
     """
 
     def __init__(self, brokers: Brokers, topic: str, from_end: bool = False) -> None:
@@ -55,6 +65,7 @@ class KafkaTimer:
             self._consumer.position(tp)
         self.first: dict[int, float] = {}
         self.latencies: list[float] = []
+        self.read_latencies: list[float] = []
         self.records = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -72,7 +83,9 @@ class KafkaTimer:
                     if n not in self.first:
                         self.first[n] = now
                         if "sent" in payload:
-                            self.latencies.append(wall - payload["sent"])
+                            self.read_latencies.append(wall - payload["sent"])
+                            if record.timestamp_type == LOG_APPEND_TIME_TYPE:
+                                self.latencies.append(record.timestamp / 1000 - payload["sent"])
 
     def wait_for(self, count: int, timeout: float) -> None:
         wait_until(lambda: len(self.first) >= count, timeout,

@@ -33,11 +33,6 @@ LOG = logging.getLogger(__name__)
 #: longest a single broker poll blocks, so stop() takes effect quickly
 POLL_SLICE = 0.1
 
-#: records taken from the consumer per poll and handed out from a local
-#: buffer: each kafka-python poll costs a round trip to its network thread,
-#: which oslo's one-message-at-a-time listeners would otherwise pay per record
-POLL_RECORDS = 500
-
 START_POSITIONS = ("committed", "earliest", "latest")
 
 
@@ -177,14 +172,18 @@ class Subscription(ConsumerRebalanceListener):
                                                            deadline - time.monotonic())
             if left <= 0:
                 return []
-            # Poll for a good share at once: a kafka-python poll costs a round
-            # trip to its network thread, which a dribble of small polls (room
-            # freed one acknowledgement at a time) pays per record.
-            refill = max(1, min(POLL_RECORDS, limit) // 2)
+            # Records are taken max_poll_records at a time and handed out from
+            # a local buffer, and a poll waits until half as many slots are
+            # free: each kafka-python poll costs a round trip to its network
+            # thread, which oslo's one-message-at-a-time listeners (or a
+            # dribble of room freed one acknowledgement at a time) would
+            # otherwise pay per record.
+            per_poll = self._settings.max_poll_records
+            refill = max(1, min(per_poll, limit) // 2)
             if room < refill:
                 self._tracker.wait_for_room(limit - refill + 1, left)
                 continue
-            polled = self._poll(left, min(POLL_RECORDS, room))
+            polled = self._poll(left, min(per_poll, room))
             if polled:
                 with self._queue_lock:
                     self._buffered.extend(polled)

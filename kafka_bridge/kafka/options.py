@@ -99,8 +99,8 @@ CONSUMER_OPTS = [
                help="Most records fetched from Kafka in one poll."),
     cfg.IntOpt("max_unacknowledged", mutable=True, default=1000, min=1,
                help="Most records a listener hands out before they are acknowledged. At "
-                    "this bound it stops fetching until acknowledgements arrive, which "
-                    "bounds memory."),
+                    "this bound it stops fetching until acknowledgements free room for half "
+                    "of max_poll_records, which bounds memory."),
     cfg.FloatOpt("commit_interval", mutable=True, default=0.2, min=0.0,
                  help="Seconds between commits of acknowledged offsets. Records "
                       "acknowledged but not yet committed are delivered again after a "

@@ -130,3 +130,10 @@ def test_polls_wait_for_a_share_of_free_slots_instead_of_a_record_at_a_time(subs
         subscription.acknowledge(delivery)
     assert [d.offset for d in subscription.fetch(1.0, 10)] == [10, 11, 12, 13, 14]
     assert fake.polls == 2
+
+
+def test_max_poll_records_bounds_what_one_poll_takes(subscribe) -> None:
+    fake = FakeConsumer({TP0: list(range(10))})
+    subscription = subscribe(fake, "max_poll_records=3")
+    assert [d.offset for d in subscription.fetch(1.0, 100)] == [0, 1, 2]
+    assert fake.polls == 1

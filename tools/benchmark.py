@@ -94,6 +94,11 @@ def summarise(raw: dict, bench: scenarios.Bench) -> dict:
             entry[op]["ratio_vs_fake"] = report.ratio(drivers["kafka-notify"][op],
                                                       drivers["fake"][op])
             entry[op]["runs"] = {d: drivers[d][op] for d in scenarios.DRIVERS}
+        acked = drivers[scenarios.ACKED_CEILING]["publish"]
+        entry["publish"][scenarios.ACKED_CEILING] = report.stats([r["rate"] for r in acked])
+        entry["publish"]["ratio_vs_acked"] = report.ratio(drivers["kafka-notify"]["publish"],
+                                                          acked)
+        entry["publish"]["runs"][scenarios.ACKED_CEILING] = acked
         out["driver"][str(size)] = entry
     out["listener_ready"] = {d: report.stats([r["seconds"] for r in runs])
                              for d, runs in raw["listener_ready"].items()}
@@ -193,8 +198,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=5000,
-                        help="notifications per throughput run (default 5000)")
+    parser.add_argument("--count", type=int, default=10000,
+                        help="notifications per throughput run (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--driver-sizes", type=int, nargs="+", default=list(SIZES))

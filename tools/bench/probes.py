@@ -194,6 +194,15 @@ def span_rate(first: dict[int, float], count: int) -> tuple[float, float]:
     return (after_first / elapsed if elapsed > 0 else float("nan")), elapsed
 
 
+def notification_value(n: int, text: str) -> bytes:
+    """A notification record's value, as kafka:// writes it."""
+    message = {"message_id": str(uuid.uuid4()), "publisher_id": "bench.publisher",
+               "event_type": "bench.event", "priority": "INFO",
+               "payload": {"n": n, "text": text},
+               "timestamp": "2026-01-01 00:00:00.000000"}
+    return encode({"request_id": f"req-{n}"}, message)
+
+
 def preload_kafka(brokers: Brokers, topic: str, count: int, size: int) -> None:
     """Write count notification records (as kafka:// writes them) to topic, acks=all."""
     create_topic(brokers, topic)
@@ -201,16 +210,37 @@ def preload_kafka(brokers: Brokers, topic: str, count: int, size: int) -> None:
                              **brokers.kafka_client_config())
     text = text_of(size)
     try:
-        futures = []
-        for n in range(count):
-            message = {"message_id": str(uuid.uuid4()), "publisher_id": "bench.publisher",
-                       "event_type": "bench.event", "priority": "INFO",
-                       "payload": {"n": n, "text": text},
-                       "timestamp": "2026-01-01 00:00:00.000000"}
-            futures.append(producer.send(topic, encode({"request_id": f"req-{n}"}, message)))
+        futures = [producer.send(topic, notification_value(n, text)) for n in range(count)]
         producer.flush(60)
         for future in futures:
             future.get(1)
+    finally:
+        producer.close(10)
+
+
+def acked_send_rate(brokers: Brokers, topic: str, count: int, size: int,
+                    threads: int) -> float:
+    """Records/s of kafka-python alone when each of `threads` threads sends one record and
+    waits for its acknowledgement (acks=all, idempotent, linger 0) before the next: the
+    ceiling of any acknowledged send() on kafka-python at that concurrency."""
+    create_topic(brokers, topic)
+    producer = KafkaProducer(acks="all", enable_idempotence=True, linger_ms=0,
+                             **brokers.kafka_client_config())
+    values = [notification_value(n, text_of(size)) for n in range(count)]
+    try:
+        producer.send(topic, values[0]).get(10)  # connection and metadata, outside the timing
+
+        def send(offset: int) -> None:
+            for value in values[offset::threads]:
+                producer.send(topic, value).get(10)
+
+        workers = [threading.Thread(target=send, args=(k,)) for k in range(threads)]
+        began = time.monotonic()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return count / (time.monotonic() - began)
     finally:
         producer.close(10)
 

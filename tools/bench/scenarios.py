@@ -252,6 +252,8 @@ def latency(bench: Bench, size: int = 1024) -> dict[str, object]:
 
 
 DRIVERS = ("kafka-notify", "kafka", "fake")
+#: beside the drivers' publish: kafka-python itself, each send acknowledged before the next
+ACKED_CEILING = "kafka-python acked"
 
 
 def _driver_url(bench: Bench, driver: str) -> str:
@@ -263,8 +265,10 @@ def driver(bench: Bench, size: int, threads: int = 8) -> dict[str, dict[str, lis
     """Notifier publish (N from `threads` threads, then the transport's flush) and listener
     consumption per driver. The Kafka drivers consume the same pre-loaded records (N, written
     as kafka:// writes them) in a new group positioned at offset 0, so both read identical
-    record batches; fake:// consumes what its Notifier published in memory."""
+    record batches; fake:// consumes what its Notifier published in memory. Beside them,
+    kafka-python alone sending as many records, each acknowledged before the thread's next."""
     out = {d: {"publish": [], "consume": []} for d in DRIVERS}
+    out[ACKED_CEILING] = {"publish": []}
     for run in range(bench.runs):
         preloaded = name(f"drv-preload-{size}")
         probes.preload_kafka(bench.brokers, f"{preloaded}.info", bench.count, size)
@@ -292,6 +296,11 @@ def driver(bench: Bench, size: int, threads: int = 8) -> dict[str, dict[str, lis
             out[drv]["consume"].append({"rate": rate, "seconds": seconds})
             bench.log(f"  driver {size} B {drv} run {run + 1}: publish "
                       f"{bench.count / published:,.0f}/s, consume {rate:,.0f}/s")
+        ceiling = probes.acked_send_rate(bench.brokers, name(f"drv-acked-{size}") + ".info",
+                                         bench.count, size, threads)
+        out[ACKED_CEILING]["publish"].append({"rate": ceiling})
+        bench.log(f"  driver {size} B kafka-python acknowledged sends run {run + 1}: "
+                  f"{ceiling:,.0f}/s")
     return out
 
 

@@ -170,12 +170,17 @@ def publish(transport: oslo_messaging.Transport, topic: str, ids: Iterable[int],
     for i, n in enumerate(ids):
         chunks[i % threads].append(n)
 
-    def send(chunk: list[int]) -> None:
-        for n in chunk:
+    def send(k: int) -> None:
+        for n in chunks[k]:
             notifier.info(RequestContext(request_id=f"req-{n}"), "test.event",
                           {"n": n, "text": text})
 
-    workers = [threading.Thread(target=send, args=(c,)) for c in chunks if c]
+    in_threads(send, threads)
+
+
+def in_threads(work: Callable[[int], None], threads: int) -> None:
+    """Run work(0) ... work(threads - 1), each on a thread of its own; return when all did."""
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:

@@ -84,6 +84,12 @@ class Subscription(ConsumerRebalanceListener):
         self._lag: dict[tuple[str, int], int] = {}
         self._last_commit = time.monotonic()
         self._error_state: str | None = None
+        # Records are taken max_poll_records at a time and handed out from a
+        # local buffer, and a poll waits until half as many slots are free:
+        # each kafka-python poll costs a round trip to its network thread,
+        # which oslo's one-message-at-a-time listeners (or a dribble of room
+        # freed one acknowledgement at a time) would otherwise pay per record.
+        self._refill = max(1, min(settings.max_poll_records, settings.max_unacknowledged) // 2)
         creator = TopicCreator(settings)
         try:
             creator.ensure(self._topics)
@@ -172,18 +178,10 @@ class Subscription(ConsumerRebalanceListener):
                                                            deadline - time.monotonic())
             if left <= 0:
                 return []
-            # Records are taken max_poll_records at a time and handed out from
-            # a local buffer, and a poll waits until half as many slots are
-            # free: each kafka-python poll costs a round trip to its network
-            # thread, which oslo's one-message-at-a-time listeners (or a
-            # dribble of room freed one acknowledgement at a time) would
-            # otherwise pay per record.
-            per_poll = self._settings.max_poll_records
-            refill = max(1, min(per_poll, limit) // 2)
-            if room < refill:
-                self._tracker.wait_for_room(limit - refill + 1, left)
+            if room < self._refill:
+                self._tracker.wait_for_room(limit - self._refill + 1, left)
                 continue
-            polled = self._poll(left, min(per_poll, room))
+            polled = self._poll(left, min(self._settings.max_poll_records, room))
             if polled:
                 with self._queue_lock:
                     self._buffered.extend(polled)

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from kafka_bridge.devenv.brokers import Brokers
-from kafka_bridge.devenv.traffic import create_topic, wait_until
+from kafka_bridge.devenv.traffic import create_topic, in_threads, wait_until
 from kafka_bridge.kafka.envelope import encode
 
 NAIVE_SCRIPT = Path(__file__).with_name("naive.py")
@@ -234,12 +234,8 @@ def acked_send_rate(brokers: Brokers, topic: str, count: int, size: int,
             for value in values[offset::threads]:
                 producer.send(topic, value).get(10)
 
-        workers = [threading.Thread(target=send, args=(k,)) for k in range(threads)]
         began = time.monotonic()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        in_threads(send, threads)
         return count / (time.monotonic() - began)
     finally:
         producer.close(10)

@@ -8,6 +8,7 @@ the seconds from process start are kept beside it.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import threading
@@ -20,7 +21,7 @@ from oslo_config import cfg
 from oslo_context.context import RequestContext
 
 from kafka_bridge.devenv.brokers import Brokers
-from kafka_bridge.devenv.traffic import BridgeProcess, create_topic, publish
+from kafka_bridge.devenv.traffic import BridgeProcess, create_topic, in_threads, publish
 
 from bench import probes
 
@@ -149,46 +150,58 @@ def reverse(bench: Bench, size: int) -> dict[str, list[dict]]:
     return out
 
 
-#: in a paced-publisher process, its transport per RabbitMQ URL
+#: threads of the paced publisher
+PACED_THREADS = 4
+
+#: in the paced-publisher process, its transport per RabbitMQ URL
 _PUBLISHER_TRANSPORTS: dict[str, oslo_messaging.Transport] = {}
 
 
-def paced_publish(rabbit_url: str, topic: str, ids: range, rate: float, size: int,
-                  threads: int = 4) -> float:
+def _publisher_transport(rabbit_url: str) -> oslo_messaging.Transport:
+    if rabbit_url not in _PUBLISHER_TRANSPORTS:
+        _PUBLISHER_TRANSPORTS[rabbit_url] = transport(rabbit_url)
+    return _PUBLISHER_TRANSPORTS[rabbit_url]
+
+
+def _connect_publisher(rabbit_url: str) -> None:
+    """Open the pooled connections the publishing threads will take, so that no
+    notification of a timed run waits for a connection to RabbitMQ."""
+    driver = _publisher_transport(rabbit_url)._driver
+    with contextlib.ExitStack() as held:
+        for _ in range(PACED_THREADS):
+            held.enter_context(driver._get_connection())
+
+
+def paced_publish(rabbit_url: str, topic: str, ids: range, rate: float, size: int) -> float:
     """Send ids at rate/s (payload carries the wall-clock send time); the rate achieved.
 
     Run in a process of its own (``publisher_process``), so that the publishing
     threads and the measuring consumers do not wait for each other's GIL.
     """
-    if rabbit_url not in _PUBLISHER_TRANSPORTS:
-        _PUBLISHER_TRANSPORTS[rabbit_url] = transport(rabbit_url)
-    notifier = oslo_messaging.Notifier(_PUBLISHER_TRANSPORTS[rabbit_url],
+    notifier = oslo_messaging.Notifier(_publisher_transport(rabbit_url),
                                        publisher_id="bench.publisher",
                                        driver="messagingv2", topics=[topic])
     text = probes.text_of(size)
     start = time.monotonic() + 0.2
 
     def send(offset: int) -> None:
-        for i in range(offset, len(ids), threads):
+        for i in range(offset, len(ids), PACED_THREADS):
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             notifier.info(RequestContext(), "bench.event",
                           {"n": ids[i], "sent": time.time(), "text": text})
 
-    workers = [threading.Thread(target=send, args=(k,)) for k in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    in_threads(send, PACED_THREADS)
     return len(ids) / (time.monotonic() - start)
 
 
-def publisher_process() -> concurrent.futures.ProcessPoolExecutor:
-    """A started process (spawned, not forked from this threaded one) for paced_publish."""
+def publisher_process(rabbit_url: str) -> concurrent.futures.ProcessPoolExecutor:
+    """A started process (spawned, not forked from this threaded one) for paced_publish,
+    its imports done and its connections open before any timing."""
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    pool.submit(probes.text_of, 0).result()  # imports done before any timing
+    pool.submit(_connect_publisher, rabbit_url).result()
     return pool
 
 
@@ -209,7 +222,7 @@ def latency(bench: Bench, size: int = 1024) -> dict[str, object]:
     runs, idle, load = [], [], []
     count = int(bench.latency_rate * bench.latency_seconds)
     direct = probes.RabbitTimer(bench.brokers.rabbit_url, topic)  # a copy of each message
-    publisher = publisher_process()
+    publisher = publisher_process(bench.brokers.rabbit_url)
     try:
         bridge.start()
         time.sleep(2)

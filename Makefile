@@ -22,11 +22,11 @@ benchmark: $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[benchmark]'
 	$(VENV)/bin/python tools/benchmark.py
 
-$(STAMP): setup.cfg pyproject.toml tools/install-system-packages.sh
+$(STAMP): setup.cfg pyproject.toml devenv/setup.cfg tools/install-system-packages.sh
 	tools/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,compression]'
+	$(VENV)/bin/pip install -q -e '.[test,compression]' -e ./devenv
 	touch $(STAMP)
 
 clean:

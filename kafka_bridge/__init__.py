@@ -7,5 +7,6 @@ The package has three parts:
 * the ``kafka-bridge`` daemon that pumps notifications between a local
   oslo.messaging transport and Kafka.
 
-``kafka_bridge.devenv`` starts real local brokers for development and tests.
+Development and test tooling (real local brokers) is the separate ``kafka_bridge_devenv``
+package under ``devenv/``; it is not part of the runtime package.
 """

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kafka_bridge import devenv
-from kafka_bridge.devenv.brokers import Brokers, DevenvBrokers, brokers_from_environment
+import kafka_bridge_devenv as devenv
+from kafka_bridge_devenv.brokers import Brokers, DevenvBrokers, brokers_from_environment
 
 
 def _session_devenv(tmp_path_factory: pytest.TempPathFactory, name: str,

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import report, scenarios  # noqa: E402
 
 from kafka_bridge.daemon import options as daemon_options  # noqa: E402
-from kafka_bridge.devenv import environment  # noqa: E402
-from kafka_bridge.devenv.brokers import DevenvBrokers, brokers_from_environment  # noqa: E402
+from kafka_bridge_devenv import environment  # noqa: E402
+from kafka_bridge_devenv.brokers import DevenvBrokers, brokers_from_environment  # noqa: E402
 from kafka_bridge.kafka import options as kafka_options  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kafka_bridge.devenv import environment
-from kafka_bridge.devenv.brokers import DevenvBrokers
-from kafka_bridge.devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
+from kafka_bridge_devenv import environment
+from kafka_bridge_devenv.brokers import DevenvBrokers
+from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
                                          create_topic, kafka_transport, local_transport,
                                          publish, wait_until)
 

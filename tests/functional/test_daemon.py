@@ -19,10 +19,10 @@ import kombu
 import oslo_messaging
 import pytest
 
-from kafka_bridge import devenv
+import kafka_bridge_devenv as devenv
 
-from kafka_bridge.devenv.brokers import Brokers, DevenvBrokers
-from kafka_bridge.devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
+from kafka_bridge_devenv.brokers import Brokers, DevenvBrokers
+from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
                                          TcpProxy, create_topic, kafka_transport,
                                          local_transport, publish, wait_until)
 from kafka_bridge.kafka.envelope import OutgoingRecord, encode

@@ -15,9 +15,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from oslo_config import cfg
 
-from kafka_bridge import devenv
-from kafka_bridge.devenv import kafka as devenv_kafka
-from kafka_bridge.devenv.brokers import Brokers
+import kafka_bridge_devenv as devenv
+from kafka_bridge_devenv import kafka as devenv_kafka
+from kafka_bridge_devenv.brokers import Brokers
 
 
 def kafka_round_trip(brokers: Brokers, topic: str, replicas: int = 1) -> dict:
@@ -105,7 +105,7 @@ def test_sasl_ssl_round_trip_with_the_right_password(secure_kafka: Brokers,
 
 
 def test_cli_start_status_stop_leaves_no_process(tmp_path: Path) -> None:
-    cli = [sys.executable, "-m", "kafka_bridge.devenv.cli"]
+    cli = [sys.executable, "-m", "kafka_bridge_devenv.cli"]
     began = time.monotonic()
     started = subprocess.run([*cli, "start", "--dir", str(tmp_path)], capture_output=True,
                              text=True, timeout=120, check=False)

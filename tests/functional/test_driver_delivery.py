@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from oslo_config import cfg
 from prometheus_client import REGISTRY
 
-from kafka_bridge.devenv.brokers import Brokers
+from kafka_bridge_devenv.brokers import Brokers
 
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
@@ -316,7 +316,7 @@ def test_publisher_confirms_a_whole_batch_in_one_call(brokers, transport, unique
 def test_a_new_member_is_assigned_its_partitions_in_one_rebalance(brokers, unique: str) -> None:
     # Joining before the topic's metadata reached the group coordinator made the
     # first assignment empty and a second rebalance follow, stalling delivery.
-    from kafka_bridge.devenv.traffic import create_topic
+    from kafka_bridge_devenv.traffic import create_topic
     from kafka_bridge.kafka.consumer import Subscription
     from kafka_bridge.kafka.settings import KafkaSettings
 

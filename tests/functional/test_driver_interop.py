@@ -34,7 +34,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from oslo_config import cfg
 from oslo_context.context import RequestContext
 
-from kafka_bridge.devenv.brokers import Brokers
+from kafka_bridge_devenv.brokers import Brokers
 
 PARTITIONS = 3
 #: oslo Notifier method -> the priority it puts on the wire (and the topic suffix, lower-cased)

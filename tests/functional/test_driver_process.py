@@ -21,7 +21,7 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from kafka_bridge.devenv.brokers import Brokers
+from kafka_bridge_devenv.brokers import Brokers
 
 PUBLISHERS = 8
 ROOT = Path(__file__).resolve().parents[2]

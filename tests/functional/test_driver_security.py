@@ -18,7 +18,7 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from kafka_bridge.devenv.brokers import Brokers
+from kafka_bridge_devenv.brokers import Brokers
 
 #: seconds a failure that no retry can fix may take to be reported
 PROMPT = 15.0

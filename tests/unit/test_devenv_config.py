@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kafka_bridge import devenv
-from kafka_bridge.devenv import kafka
-from kafka_bridge.devenv.tls import BrokerTLS
+import kafka_bridge_devenv as devenv
+from kafka_bridge_devenv import kafka
+from kafka_bridge_devenv.tls import BrokerTLS
 
 
 def _props(text: str) -> dict[str, str]:

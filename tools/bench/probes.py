@@ -19,8 +19,8 @@ import oslo_messaging
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from kafka_bridge.devenv.brokers import Brokers
-from kafka_bridge.devenv.traffic import create_topic, in_threads, wait_until
+from kafka_bridge_devenv.brokers import Brokers
+from kafka_bridge_devenv.traffic import create_topic, in_threads, wait_until
 from kafka_bridge.kafka.envelope import encode
 
 NAIVE_SCRIPT = Path(__file__).with_name("naive.py")

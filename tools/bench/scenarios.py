@@ -20,8 +20,8 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_context.context import RequestContext
 
-from kafka_bridge.devenv.brokers import Brokers
-from kafka_bridge.devenv.traffic import BridgeProcess, create_topic, in_threads, publish
+from kafka_bridge_devenv.brokers import Brokers
+from kafka_bridge_devenv.traffic import BridgeProcess, create_topic, in_threads, publish
 
 from bench import probes
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from kafka_bridge.devenv import kafka, processes, rabbit
-from kafka_bridge.devenv.processes import DevenvError, ProcessRecord
-from kafka_bridge.devenv.tls import make_broker_tls
+from kafka_bridge_devenv import kafka, processes, rabbit
+from kafka_bridge_devenv.processes import DevenvError, ProcessRecord
+from kafka_bridge_devenv.tls import make_broker_tls
 
 SECURITY_MODES = ("plaintext", "sasl_ssl")
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kafka_bridge.devenv.processes import DevenvError
+from kafka_bridge_devenv.processes import DevenvError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,9 +7,9 @@ naming them (``KAFKA_BRIDGE_RABBIT_URL``, ``KAFKA_BRIDGE_KAFKA_BOOTSTRAP``,
 ``KAFKA_BRIDGE_KAFKA_USER``, ``KAFKA_BRIDGE_KAFKA_PASSWORD``).
 """
 
-from kafka_bridge.devenv.environment import (StartOptions, format_exports, restart_one, start,
+from kafka_bridge_devenv.environment import (StartOptions, format_exports, restart_one, start,
                                              status, stop, stop_one)
-from kafka_bridge.devenv.processes import DevenvError
+from kafka_bridge_devenv.processes import DevenvError
 
 __all__ = ["DevenvError", "StartOptions", "format_exports", "restart_one", "start", "status",
            "stop", "stop_one"]

@@ -30,8 +30,8 @@ from oslo_config import cfg
 from oslo_context.context import RequestContext
 from prometheus_client.parser import text_string_to_metric_families
 
-from kafka_bridge.devenv.brokers import Brokers
-from kafka_bridge.devenv.processes import free_port
+from kafka_bridge_devenv.brokers import Brokers
+from kafka_bridge_devenv.processes import free_port
 
 READY_LINE = "kafka-bridge running"
 STOPPED_LINE = "kafka-bridge stopped: "

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from kafka_bridge.devenv import environment
+from kafka_bridge_devenv import environment
 
 
 @dataclasses.dataclass(frozen=True)

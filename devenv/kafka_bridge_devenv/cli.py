@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from kafka_bridge.devenv import environment
-from kafka_bridge.devenv.processes import DevenvError
+from kafka_bridge_devenv import environment
+from kafka_bridge_devenv.processes import DevenvError
 
 
 def _parser() -> argparse.ArgumentParser:

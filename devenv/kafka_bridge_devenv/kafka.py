@@ -12,9 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kafka_bridge.devenv import processes
-from kafka_bridge.devenv.processes import DevenvError, ProcessRecord
-from kafka_bridge.devenv.tls import BrokerTLS
+from kafka_bridge_devenv import processes
+from kafka_bridge_devenv.processes import DevenvError, ProcessRecord
+from kafka_bridge_devenv.tls import BrokerTLS
 
 KAFKA_VERSION = "4.1.1"
 #: the log4j2 release Kafka 4.1.1 is built against

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import amqp
 
-from kafka_bridge.devenv import processes
-from kafka_bridge.devenv.processes import DevenvError, ProcessRecord
+from kafka_bridge_devenv import processes
+from kafka_bridge_devenv.processes import DevenvError, ProcessRecord
 
 SERVER_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 START_TIMEOUT = 60.0

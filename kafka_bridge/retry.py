@@ -11,15 +11,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from kafka_bridge.errors import DeliveryFailure
+
 Item = TypeVar("Item")
 
 MAX_BACKOFF = 5.0
 
-#: one attempt: an outcome per item, None for "confirmed", else the error;
-#: an error with a true ``retriable`` attribute may succeed when tried again
-Attempt = Callable[[Sequence[Item]], Sequence[BaseException | None]]
-#: told before each wait: (attempt number, items still failing, first error, delay)
-OnRetry = Callable[[int, int, BaseException, float], None]
+#: one attempt: an outcome per item, None for "confirmed", else the failure;
+#: a retriable failure may succeed when tried again
+Attempt = Callable[[Sequence[Item]], Sequence[DeliveryFailure | None]]
+#: told before each wait: (attempt number, items still failing, first failure, delay)
+OnRetry = Callable[[int, int, DeliveryFailure, float], None]
 
 
 def attempts_allowed(retry: int | None) -> float:
@@ -36,7 +38,7 @@ def backoff(attempt: int) -> float:
 
 def deliver(items: Sequence[Item], attempt: Attempt, retry: int | None = None,
             cancel: threading.Event | None = None,
-            on_retry: OnRetry | None = None) -> tuple[list[BaseException | None], int]:
+            on_retry: OnRetry | None = None) -> tuple[list[DeliveryFailure | None], int]:
     """Attempt items, then again the ones that failed retriably, with backoff.
 
     Stops when every item is confirmed or failed for good, when ``retry``
@@ -44,7 +46,7 @@ def deliver(items: Sequence[Item], attempt: Attempt, retry: int | None = None,
     attempts, and it cuts a backoff wait short). Returns one outcome per item
     (None: confirmed; else the last error) and the number of attempts made.
     """
-    outcomes: list[BaseException | None] = [None] * len(items)
+    outcomes: list[DeliveryFailure | None] = [None] * len(items)
     pending = list(range(len(items)))
     allowed = attempts_allowed(retry)
     attempts = 0
@@ -52,8 +54,7 @@ def deliver(items: Sequence[Item], attempt: Attempt, retry: int | None = None,
         attempts += 1
         for index, outcome in zip(pending, attempt([items[i] for i in pending])):
             outcomes[index] = outcome
-        pending = [i for i in pending
-                   if outcomes[i] is not None and getattr(outcomes[i], "retriable", False)]
+        pending = [i for i in pending if _retriable(outcomes[i])]
         if not pending or attempts >= allowed or (cancel is not None and cancel.is_set()):
             break
         delay = backoff(attempts)
@@ -67,3 +68,7 @@ def deliver(items: Sequence[Item], attempt: Attempt, retry: int | None = None,
         else:
             time.sleep(delay)
     return outcomes, attempts
+
+
+def _retriable(outcome: DeliveryFailure | None) -> bool:
+    return outcome is not None and outcome.retriable

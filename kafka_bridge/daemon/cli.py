@@ -6,20 +6,13 @@ import faulthandler
 import signal
 import sys
 
-# oslo.service still defaults to eventlet; the threading backend must be
-# chosen before anything imports oslo_service.service.
-from oslo_service import backend
+from oslo_config import cfg
+from oslo_log import log as logging
 
-backend.init_backend(backend.BackendType.THREADING)
-
-from oslo_config import cfg  # noqa: E402
-from oslo_log import log as logging  # noqa: E402
-from oslo_messaging._drivers import impl_rabbit  # noqa: E402
-from oslo_service import service  # noqa: E402
-
-from kafka_bridge.daemon import options  # noqa: E402
-from kafka_bridge.daemon.service import BridgeConfigError, BridgeService, validate  # noqa: E402
-from kafka_bridge.kafka import options as kafka_options  # noqa: E402
+from kafka_bridge.compat import oslo_messaging as oslo_compat
+from kafka_bridge.daemon import options
+from kafka_bridge.daemon.config import BridgeConfigError, validate
+from kafka_bridge.kafka import options as kafka_options
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +29,7 @@ def make_conf(argv: list[str]) -> cfg.ConfigOpts:
     kafka_options.register(conf)
     # A bounded prefetch is what bounds memory while Kafka is down: RabbitMQ
     # keeps the rest. oslo's default, 0, means unlimited.
-    conf.register_opts(impl_rabbit.rabbit_opts, group="oslo_messaging_rabbit")
+    oslo_compat.register_rabbit_opts(conf)
     conf.set_default("rabbit_qos_prefetch_count", 1000, group="oslo_messaging_rabbit")
     # One delivery attempt gives up after this long, so a Kafka outage shows
     # (backpressure log, readiness) within 10 s instead of the driver's 30 s.
@@ -60,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     except BridgeConfigError as exc:
         print(f"kafka-bridge: configuration error: {exc}", file=sys.stderr)
         return 2
+    # oslo.service still defaults to eventlet; the threading backend must be
+    # chosen before anything imports oslo_service.service.
+    from oslo_service import backend
+    backend.init_backend(backend.BackendType.THREADING)
+    from oslo_service import service
+
+    from kafka_bridge.daemon.service import BridgeService
     launcher = service.launch(conf, BridgeService(conf), restart_method="mutate")
     return launcher.wait() or 0
 

@@ -32,7 +32,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 class BridgeMetrics:
     """The daemon's registry: pump counters, latency, lag and readiness."""
 
-    def __init__(self, pumps: Callable[[], Mapping[str, Pump[Any]]],
+    def __init__(self, pumps: Callable[[], Mapping[str, Pump[Any, Any]]],
                  lag: Callable[[], Mapping[tuple[str, int], int]]) -> None:
         self.registry = CollectorRegistry()
         self._pumps = pumps

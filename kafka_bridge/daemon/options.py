@@ -12,7 +12,7 @@ import copy
 
 from oslo_config import cfg
 
-PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+from kafka_bridge.notification import PRIORITIES
 
 #: the control exchanges of the common OpenStack services (as Ceilometer listens to)
 DEFAULT_EXCHANGES = ("nova", "glance", "neutron", "cinder", "heat", "keystone", "swift",

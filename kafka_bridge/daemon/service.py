@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
 from oslo_service import service, systemd
 
-from kafka_bridge.daemon import mapping, rabbit
-from kafka_bridge.daemon.forward import ForwardRoute
-from kafka_bridge.daemon.rabbit import RabbitNotificationSource, RabbitSink
+from kafka_bridge.daemon.config import kafka_settings, parse_start_from
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
-from kafka_bridge.daemon.reverse import KafkaSource, ReverseRoute
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
-from kafka_bridge.kafka.errors import ConfigurationError, KafkaBridgeError
-from kafka_bridge.kafka.producer import Publisher
+from kafka_bridge.kafka.errors import KafkaBridgeError
 from kafka_bridge.kafka.settings import KafkaSettings
-from kafka_bridge.pump import Pump
+from kafka_bridge.pump import Pump, Route, Sink, Source
+from kafka_bridge.pump.protocols import Message, Record
+from kafka_bridge.pump.routes.event_filter import EventFilter
+from kafka_bridge.pump.routes.forward import ForwardRoute
+from kafka_bridge.pump.routes.reverse import ReverseRoute
+from kafka_bridge.pump.sinks.kafka import KafkaSink
+from kafka_bridge.pump.sinks.rabbit import RabbitSink
+from kafka_bridge.pump.sources.kafka import KafkaSource
+from kafka_bridge.pump.sources.rabbit import RabbitNotificationSource
 from kafka_bridge.retry import backoff
 
 LOG = logging.getLogger(__name__)
@@ -29,61 +34,15 @@ LOG = logging.getLogger(__name__)
 AUTH_RETRY_INTERVAL = 30.0
 
 
-class BridgeConfigError(ValueError):
-    """The configuration cannot work; the message names the option and the fix."""
-
-
-def kafka_settings(conf: cfg.ConfigOpts) -> KafkaSettings:
-    """Kafka settings from [kafka_bridge] kafka_url; raises BridgeConfigError."""
-    url = conf.kafka_bridge.kafka_url
-    if not url:
-        raise BridgeConfigError("[kafka_bridge] kafka_url is not set; set it to the "
-                                "kafka-notify://host:port/ URL of your Kafka cluster")
-    try:
-        return KafkaSettings.from_transport_url(conf, oslo_messaging.TransportURL.parse(conf, url))
-    except (ConfigurationError, ValueError, oslo_messaging.InvalidTransportURL) as exc:
-        raise BridgeConfigError(f"[kafka_bridge] kafka_url: {exc}") from None
-
-
-def validate(conf: cfg.ConfigOpts) -> None:
-    """Check what can be checked without a broker; raises BridgeConfigError."""
-    kafka_settings(conf)
-    local = oslo_messaging.get_notification_transport(conf)
-    try:
-        rabbit.rabbit_driver(local)
-    except ValueError as exc:
-        raise BridgeConfigError(str(exc)) from None
-    finally:
-        local.cleanup()
-    mode = conf.kafka_bridge.mode
-    if mode in ("forward", "both"):
-        try:
-            mapping.check_template(conf.forward.topic_template)
-        except ValueError as exc:
-            raise BridgeConfigError(str(exc)) from None
-        unknown = set(conf.forward.priorities) - set(mapping.PRIORITIES)
-        if unknown:
-            raise BridgeConfigError(f"[forward] priorities: unknown {sorted(unknown)}; "
-                                    f"choose from {', '.join(mapping.PRIORITIES)}")
-    if mode in ("reverse", "both"):
-        if not conf.reverse.kafka_topics:
-            raise BridgeConfigError(f"mode={mode} needs [reverse] kafka_topics, the Kafka "
-                                    f"topics to feed to local listeners")
-        try:
-            mapping.parse_start_from(conf.reverse.start_from)
-        except ValueError as exc:
-            raise BridgeConfigError(str(exc)) from None
-
-
 class BridgeService(service.Service):
     """Runs the configured directions; ready once both sides are connected."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__()
         self.conf = conf
-        self.pumps: dict[str, Pump[Any]] = {}
-        self._sources: list[Any] = []
-        self._closers: list[Any] = []
+        self.pumps: dict[str, Pump[Any, Any]] = {}
+        self._sources: list[Source[Any]] = []
+        self._closers: list[Callable[[], None]] = []
         self._local: oslo_messaging.Transport | None = None
         self._stopping = threading.Event()
         self._ready = False
@@ -104,26 +63,22 @@ class BridgeService(service.Service):
         batch = (conf.kafka_bridge.batch_size, conf.kafka_bridge.batch_timeout)
         if mode in ("reverse", "both"):
             subscription = Subscription(settings, conf.reverse.kafka_topics, conf.reverse.group,
-                                        mapping.parse_start_from(conf.reverse.start_from))
-            sink = RabbitSink(self._local)
-            self._closers.append(sink.close)
-            self._run("reverse", ReverseRoute(conf.reverse.exchange), sink,
-                      KafkaSource(subscription, *batch))
+                                        parse_start_from(conf.reverse.start_from))
+            rabbit_sink = RabbitSink(self._local)
+            self._closers.append(rabbit_sink.close)
+            self._run("reverse", KafkaSource(subscription, *batch),
+                      ReverseRoute(conf.reverse.exchange), rabbit_sink)
         if mode in ("forward", "both"):
-            publisher = Publisher(settings)
-            self._closers.append(publisher.close)
-            try:
-                publisher.connect()
-            except KafkaBridgeError as exc:  # the first batch will try again
-                LOG.warning("forward: Kafka producer not connected yet: %s", exc)
+            kafka_sink = KafkaSink(settings)
+            self._closers.append(kafka_sink.close)
+            kafka_sink.connect()
             route = ForwardRoute(
                 settings, conf.forward.topic_template,
-                mapping.EventFilter(conf.forward.include_event_types,
-                                    conf.forward.exclude_event_types),
+                EventFilter(conf.forward.include_event_types, conf.forward.exclude_event_types),
                 conf.forward.output_format, conf.forward.dead_letter_topic)
-            self._run("forward", route, publisher, RabbitNotificationSource(
+            self._run("forward", RabbitNotificationSource(
                 self._local, conf.forward.exchanges, conf.forward.topics,
-                conf.forward.priorities, conf.forward.pool, *batch))
+                conf.forward.priorities, conf.forward.pool, *batch), route, kafka_sink)
         self._ready = True
         LOG.info("kafka-bridge running: mode %s, Kafka %s", mode,
                  ",".join(settings.bootstrap_servers))
@@ -172,9 +127,10 @@ class BridgeService(service.Service):
             return True
         return False
 
-    def _run(self, name: str, route: Any, sink: Any, source: Any) -> None:
+    def _run(self, name: str, source: Source[Message], route: Route[Message, Record],
+             sink: Sink[Record]) -> None:
         latency = self._metrics.observer(name) if self._metrics is not None else None
-        pump: Pump[Any] = Pump(name, route, sink, latency)
+        pump: Pump[Message, Record] = Pump(name, route, sink, latency)
         self.pumps[name] = pump
         source.start(pump.handle)
         self._sources.append(source)

@@ -15,8 +15,8 @@ from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
-from oslo_messaging._drivers import base
 
+from kafka_bridge.compat.oslo_messaging import BaseDriver, Listener, PollStyleListenerAdapter
 from kafka_bridge.driver.listener import KafkaNotificationListener
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Subscription
@@ -33,7 +33,7 @@ RPC_REFUSED = ("kafka-notify:// carries notifications only; RPC is not supported
 CLEANUP_TIMEOUT = 10.0
 
 
-class KafkaNotifyDriver(base.BaseDriver):
+class KafkaNotifyDriver(BaseDriver):
     """oslo.messaging driver for notifications over Apache Kafka."""
 
     def __init__(self, conf: cfg.ConfigOpts, url: Any, default_exchange: str | None = None,
@@ -92,7 +92,7 @@ class KafkaNotifyDriver(base.BaseDriver):
 
     def listen_for_notifications(self, targets_and_priorities: list[tuple[Any, str]],
                                  pool: str | None, batch_size: int,
-                                 batch_timeout: float | None) -> base.Listener:
+                                 batch_timeout: float | None) -> Listener:
         """A listener on the Kafka topics of targets_and_priorities.
 
         ``pool`` is the consumer group; without one the group is derived from
@@ -112,7 +112,7 @@ class KafkaNotifyDriver(base.BaseDriver):
         listener = KafkaNotificationListener(subscription)
         with self._lock:
             self._listeners.append(listener)
-        return base.PollStyleListenerAdapter(listener, batch_size, batch_timeout)
+        return PollStyleListenerAdapter(listener, batch_size, batch_timeout)
 
     def send(self, *args: Any, **kwargs: Any) -> None:
         """RPC: refused with NotImplementedError."""

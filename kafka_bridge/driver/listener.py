@@ -7,11 +7,12 @@ import threading
 import time
 from typing import Any
 
-from oslo_messaging._drivers import base
 from prometheus_client import Counter
 
+from kafka_bridge.compat.oslo_messaging import IncomingMessage, PollStyleListener
 from kafka_bridge.kafka import envelope
-from kafka_bridge.kafka.consumer import Delivery, Subscription
+from kafka_bridge.kafka.consumer import Subscription
+from kafka_bridge.kafka.received import ReceivedRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -21,25 +22,24 @@ UNDECODABLE = Counter("kafka_bridge_undecodable_records",
                       "oslo notifications.", ["topic"])
 
 
-class KafkaIncomingNotification(base.IncomingMessage):
+class KafkaIncomingNotification(IncomingMessage):
     """A notification read from Kafka; its offset is committed once acknowledged."""
 
-    def __init__(self, subscription: Subscription, delivery: Delivery,
-                 ctxt: dict[str, Any], message: dict[str, Any]) -> None:
+    def __init__(self, record: ReceivedRecord, ctxt: dict[str, Any],
+                 message: dict[str, Any]) -> None:
         super().__init__(ctxt, message, msg_id=message.get("message_id"))
-        self._subscription = subscription
-        self._delivery = delivery
+        self._record = record
 
     def acknowledge(self) -> None:
         """Let the offset be committed (asynchronously, every commit_interval)."""
-        self._subscription.acknowledge(self._delivery)
+        self._record.ack()
 
     def requeue(self) -> None:
         """Deliver the notification again; its offset stays uncommitted."""
-        self._subscription.requeue(self._delivery)
+        self._record.nack()
 
 
-class KafkaNotificationListener(base.PollStyleListener):
+class KafkaNotificationListener(PollStyleListener):
     """Polls a Subscription for oslo's listener thread.
 
     Records that are not notifications are logged, counted in
@@ -54,7 +54,7 @@ class KafkaNotificationListener(base.PollStyleListener):
         self.undecodable = 0
 
     def poll(self, timeout: float | None = None, batch_size: int = 1,
-             batch_timeout: float | None = None) -> list[base.IncomingMessage]:
+             batch_timeout: float | None = None) -> list[IncomingMessage]:
         """Up to batch_size notifications.
 
         Blocks until one arrives (at most timeout seconds; None: until stop()),
@@ -71,8 +71,8 @@ class KafkaNotificationListener(base.PollStyleListener):
                 incoming += self._fetch(left, batch_size - len(incoming))
         return incoming
 
-    def _fetch(self, timeout: float | None, count: int) -> list[base.IncomingMessage]:
-        out: list[base.IncomingMessage] = []
+    def _fetch(self, timeout: float | None, count: int) -> list[IncomingMessage]:
+        out: list[IncomingMessage] = []
         deadline = None if timeout is None else time.monotonic() + timeout
         while not out:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -90,8 +90,8 @@ class KafkaNotificationListener(base.PollStyleListener):
                                 delivery.offset, exc)
                     self._subscription.acknowledge(delivery)
                     continue
-                out.append(KafkaIncomingNotification(self._subscription, delivery, ctxt,
-                                                     message))
+                out.append(KafkaIncomingNotification(
+                    ReceivedRecord(self._subscription, delivery), ctxt, message))
             if deadline is not None and time.monotonic() >= deadline:
                 break
         return out

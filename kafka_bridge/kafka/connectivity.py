@@ -10,12 +10,13 @@ second for a refused password, a bad certificate or a closed port.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import kafka.errors as kafka_errors
-from kafka.net import KafkaConnectionManager, NetworkSelector
 
+from kafka_bridge.compat.kafka_python import probe_bootstrap_brokers
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.errors import (AuthenticationError, KafkaUnavailableError,
                                        kafka_errors_mapped, scrub)
@@ -28,50 +29,47 @@ def check_connection(settings: KafkaSettings) -> None:
     Raises AuthenticationError if credentials or certificates are refused,
     KafkaUnavailableError if no broker answers within connect_timeout.
     """
-    config = settings_mod.admin_config(settings)
-    timeout_ms = int(settings.connect_timeout * 1000)
     sasl = settings.security_protocol.startswith("SASL_")
-    net = NetworkSelector(**config)
-    manager = KafkaConnectionManager(net, **config)
     failures = []
-    try:
-        for broker in manager.cluster.bootstrap_brokers():
-            try:
-                conn = manager.get_connection(broker.node_id, timeout_ms=timeout_ms)
-            except kafka_errors.KafkaError as refused:
-                failures.append(f"{broker.host}:{broker.port}: {refused}")
-                continue
-            net.poll(timeout_ms=timeout_ms, future=conn.init_future)
-            future = conn.init_future
-            if future.succeeded():
-                return
-            exc = future.exception if future.is_done else None
-            where = f"{broker.host}:{broker.port}"
-            if isinstance(exc, kafka_errors.SaslAuthenticationFailedError) or (
-                    sasl and conn.broker_version is not None and exc is not None):
-                # The broker answered ApiVersions, then hung up during SASL:
-                # it refused the credentials.
-                raise AuthenticationError(
-                    f"Kafka broker {where} rejected the SASL credentials of user "
-                    f"{settings.sasl_username!r} (mechanism {settings.sasl_mechanism}); "
-                    f"check the user name, password and sasl_mechanism")
-            if exc is not None and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                raise AuthenticationError(
-                    f"TLS certificate of Kafka broker {where} is not trusted "
-                    f"({_described(exc, settings)}); set ssl_cafile to the CA that signed the "
-                    f"brokers' certificates and check they name the host")
-            if exc is not None and "ssl" in type(exc).__name__.lower() + str(exc).lower():
-                raise AuthenticationError(f"TLS handshake with Kafka broker {where} failed "
-                                          f"({_described(exc, settings)}); check security_protocol "
-                                          f"and the TLS settings")
-            failures.append(f"{where}: {_described(exc, settings) if exc else 'timed out'}")
-    finally:
-        manager.close()
-        net.close()
+    for probe in probe_bootstrap_brokers(settings_mod.admin_config(settings),
+                                         int(settings.connect_timeout * 1000)):
+        if probe.succeeded:
+            return
+        exc, where = probe.error, probe.where
+        if isinstance(exc, kafka_errors.SaslAuthenticationFailedError) or (
+                sasl and probe.answered and exc is not None):
+            # The broker answered ApiVersions, then hung up during SASL:
+            # it refused the credentials.
+            raise AuthenticationError(
+                f"Kafka broker {where} rejected the SASL credentials of user "
+                f"{settings.sasl_username!r} (mechanism {settings.sasl_mechanism}); "
+                f"check the user name, password and sasl_mechanism")
+        tls = _tls_error(exc)
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            raise AuthenticationError(
+                f"TLS certificate of Kafka broker {where} is not trusted "
+                f"({_described(tls, settings)}); set ssl_cafile to the CA that signed the "
+                f"brokers' certificates and check they name the host")
+        if tls is not None:
+            raise AuthenticationError(f"TLS handshake with Kafka broker {where} failed "
+                                      f"({_described(tls, settings)}); check security_protocol "
+                                      f"and the TLS settings")
+        failures.append(f"{where}: {_described(exc, settings) if exc else 'timed out'}")
     raise KafkaUnavailableError(
         f"no Kafka broker of {','.join(settings.bootstrap_servers)} accepted a connection "
         f"within {settings.connect_timeout:g}s ({'; '.join(failures)}); check the addresses, "
         f"that the brokers run, and security_protocol")
+
+
+def _tls_error(exc: BaseException | None) -> ssl.SSLError | None:
+    """The ssl error behind exc (itself, or its cause or context), if any."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 Client = TypeVar("Client")

@@ -13,8 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from oslo_messaging._drivers import common as oslo_common
 from oslo_serialization import jsonutils
+
+from kafka_bridge.compat.oslo_messaging import deserialize_msg, serialize_msg
 
 #: record headers set on every notification
 HEADER_EVENT_TYPE = "event_type"
@@ -53,7 +54,7 @@ def encode(ctxt: Any, message: Mapping[str, Any]) -> bytes:
     body = dict(message)
     body["_context"] = context
     try:
-        return jsonutils.dumps(oslo_common.serialize_msg(body)).encode("utf-8")
+        return jsonutils.dumps(serialize_msg(body)).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"notification is not JSON-serializable: {exc}") from None
 
@@ -72,7 +73,7 @@ def decode(value: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(outer, dict):
         raise UndecodableRecord("record value is JSON but not an object")
     try:
-        message = oslo_common.deserialize_msg(outer)
+        message = deserialize_msg(outer)
     except Exception as exc:  # noqa: BLE001 - oslo raises several types here
         raise UndecodableRecord(f"bad oslo envelope ({exc})") from None
     if isinstance(message, str):

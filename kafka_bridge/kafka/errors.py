@@ -12,11 +12,11 @@ from collections.abc import Iterable, Iterator
 
 import kafka.errors as kafka_errors
 
+from kafka_bridge.errors import DeliveryFailure
 
-class KafkaBridgeError(Exception):
+
+class KafkaBridgeError(DeliveryFailure):
     """Base class. ``retriable`` says whether trying again may succeed."""
-
-    retriable = False
 
 
 class ConfigurationError(KafkaBridgeError):
@@ -57,35 +57,44 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+#: kafka-python (and ssl) exceptions -> (our error, what to tell the operator), first match
+#: wins; {action} is what was being done, {detail} the scrubbed original.
+_MAPPING: tuple[tuple[tuple[type[BaseException], ...], type[KafkaBridgeError], str], ...] = (
+    ((kafka_errors.SaslAuthenticationFailedError,), AuthenticationError,
+     "{action}: the brokers rejected the SASL credentials ({detail}); check the user name, "
+     "password and sasl_mechanism"),
+    ((kafka_errors.UnsupportedSaslMechanismError, kafka_errors.IllegalSaslStateError),
+     AuthenticationError,
+     "{action}: SASL handshake failed ({detail}); check sasl_mechanism against the brokers' "
+     "sasl.enabled.mechanisms"),
+    ((ssl.SSLError,), AuthenticationError,
+     "{action}: TLS handshake failed ({detail}); check ssl_cafile (the CA that signed the "
+     "brokers' certificates) and that the certificates name the host"),
+    ((kafka_errors.AuthorizationError,), AuthorizationError,
+     "{action}: not authorized ({detail}); grant the user the needed ACLs"),
+    ((kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError),
+     RecordTooLargeError, "{action}: {detail}"),
+    ((kafka_errors.InvalidTopicError, kafka_errors.InvalidPartitionsError,
+      kafka_errors.InvalidReplicationFactorError, kafka_errors.PolicyViolationError),
+     TopicError, "{action}: {detail}"),
+    ((ConnectionError, TimeoutError), KafkaUnavailableError,
+     "{action}: Kafka unavailable ({detail})"),
+)
+
+
 def translate(exc: BaseException, action: str, secrets: Iterable[str] = ()) -> KafkaBridgeError:
-    """The kafka-bridge error for a kafka-python (or ssl) exception raised doing action."""
-    detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
+    """The kafka-bridge error for a kafka-python (or ssl) exception raised doing action.
+
+    Decided on the exception's type (and kafka-python's own ``retriable``
+    flag), never on its text.
+    """
     if isinstance(exc, KafkaBridgeError):
         return exc
-    if isinstance(exc, kafka_errors.SaslAuthenticationFailedError):
-        return AuthenticationError(
-            f"{action}: the brokers rejected the SASL credentials ({detail}); check the user "
-            f"name, password and sasl_mechanism")
-    if isinstance(exc, (kafka_errors.UnsupportedSaslMechanismError,
-                        kafka_errors.IllegalSaslStateError)):
-        return AuthenticationError(
-            f"{action}: SASL handshake failed ({detail}); check sasl_mechanism against the "
-            f"brokers' sasl.enabled.mechanisms")
-    if isinstance(exc, ssl.SSLError):
-        return AuthenticationError(
-            f"{action}: TLS handshake failed ({detail}); check ssl_cafile (the CA that "
-            f"signed the brokers' certificates) and that the certificates name the host")
-    if isinstance(exc, kafka_errors.AuthorizationError):
-        return AuthorizationError(f"{action}: not authorized ({detail}); grant the user the "
-                                  f"needed ACLs")
-    if isinstance(exc, (kafka_errors.MessageSizeTooLargeError,
-                        kafka_errors.RecordListTooLargeError)):
-        return RecordTooLargeError(f"{action}: {detail}")
-    if isinstance(exc, (kafka_errors.InvalidTopicError, kafka_errors.InvalidPartitionsError,
-                        kafka_errors.InvalidReplicationFactorError,
-                        kafka_errors.PolicyViolationError)):
-        return TopicError(f"{action}: {detail}")
-    if getattr(exc, "retriable", False) or isinstance(exc, (ConnectionError, TimeoutError)):
+    detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
+    for types, ours, text in _MAPPING:
+        if isinstance(exc, types):
+            return ours(text.format(action=action, detail=detail))
+    if isinstance(exc, kafka_errors.KafkaError) and exc.retriable:
         return KafkaUnavailableError(f"{action}: Kafka unavailable ({detail})")
     return DeliveryError(f"{action}: {detail}")
 

@@ -11,16 +11,14 @@ from typing import Any
 import pytest
 
 from kafka_bridge import retry
+from kafka_bridge.errors import DeliveryFailure
 from kafka_bridge.pump import Poison, Pump, Skip
 from kafka_bridge.retry import attempts_allowed, backoff, deliver
 
 JOIN = 5.0  # upper bound for a thread to finish; never used as synchronisation
 
 
-class SinkError(Exception):
-    def __init__(self, text: str, retriable: bool) -> None:
-        super().__init__(text)
-        self.retriable = retriable
+SinkError = DeliveryFailure
 
 
 class FakeMessage:

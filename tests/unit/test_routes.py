@@ -1,24 +1,9 @@
-"""The daemon's mapping, routes and configuration checks, without a broker."""
+"""The forward and reverse routes, the loop guard and their helpers, without a broker."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
-
-# The daemon's CLI selects oslo.service's threading backend on import; it must
-# come before anything imports oslo_service.service (kafka_bridge.daemon.service
-# does). If another test selected a backend first, the configuration checks
-# below run in a subprocess instead.
-from oslo_service.backend import exceptions as backend_exceptions
-
-try:
-    from kafka_bridge.daemon import cli
-except backend_exceptions.BackendAlreadySelected:  # pragma: no cover - depends on test order
-    cli = None  # type: ignore[assignment]
 
 import oslo_messaging
 import pytest
@@ -26,25 +11,28 @@ from kafka.structs import TopicPartition
 from oslo_messaging._drivers import amqp as rpc_amqp
 from oslo_messaging._drivers import common as oslo_common
 
-from kafka_bridge.daemon import mapping
-from kafka_bridge.daemon.forward import ForwardRoute
-from kafka_bridge.daemon.rabbit import RabbitNotification
-from kafka_bridge.daemon.reverse import KafkaMessage, ReverseRoute
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Delivery
+from kafka_bridge.kafka.received import ReceivedRecord
 from kafka_bridge.kafka.settings import KafkaSettings
+from kafka_bridge.notification import split_routing_key
 from kafka_bridge.pump import Poison, Skip
+from kafka_bridge.pump.routes.event_filter import EventFilter
+from kafka_bridge.pump.routes.forward import ForwardRoute, dead_letter_value, plain_value
+from kafka_bridge.pump.routes.reverse import ReverseRoute
+from kafka_bridge.pump.routes.topic_template import TEMPLATE_FIELDS, check_template
+from kafka_bridge.pump.sources.rabbit import RabbitNotification
 
 # check_template ------------------------------------------------------------------------
 
 
 def test_check_template_rejects_an_unknown_field_naming_it() -> None:
     with pytest.raises(ValueError) as info:
-        mapping.check_template("{topic}.{region}.{priority}")
+        check_template("{topic}.{region}.{priority}")
     message = str(info.value)
     assert "{region}" in message
     assert "topic_template" in message
-    for field in mapping.TEMPLATE_FIELDS:
+    for field in TEMPLATE_FIELDS:
         assert field in message  # names the known fields
 
 
@@ -54,11 +42,11 @@ def test_check_template_rejects_an_unknown_field_naming_it() -> None:
     "fixed-topic",
 ])
 def test_check_template_accepts_the_known_fields(template: str) -> None:
-    mapping.check_template(template)
+    check_template(template)
 
 
 def test_template_fields_are_the_five_documented() -> None:
-    assert set(mapping.TEMPLATE_FIELDS) == {
+    assert set(TEMPLATE_FIELDS) == {
         "exchange", "topic", "priority", "event_type", "publisher_id"}
 
 
@@ -66,7 +54,7 @@ def test_template_fields_are_the_five_documented() -> None:
 
 
 def test_event_filter_include_and_exclude() -> None:
-    event_filter = mapping.EventFilter(["compute.*", "image.upload"], ["compute.*.error"])
+    event_filter = EventFilter(["compute.*", "image.upload"], ["compute.*.error"])
     assert event_filter.accepts("compute.instance.create.end")
     assert event_filter.accepts("image.upload")
     assert not event_filter.accepts("image.delete")
@@ -75,9 +63,9 @@ def test_event_filter_include_and_exclude() -> None:
 
 
 def test_event_filter_empty_include_means_everything() -> None:
-    assert mapping.EventFilter([], []).accepts("anything.at.all")
-    assert not mapping.EventFilter([], ["anything.*"]).accepts("anything.at.all")
-    assert mapping.EventFilter([], ["anything.*"]).accepts("other")
+    assert EventFilter([], []).accepts("anything.at.all")
+    assert not EventFilter([], ["anything.*"]).accepts("anything.at.all")
+    assert EventFilter([], ["anything.*"]).accepts("other")
 
 
 # split_routing_key ---------------------------------------------------------------------
@@ -92,47 +80,14 @@ def test_event_filter_empty_include_means_everything() -> None:
     ("versioned_notifications.sample", ("versioned_notifications", "sample")),
 ])
 def test_split_routing_key(routing_key: str, expected: tuple[str, str | None]) -> None:
-    assert mapping.split_routing_key(routing_key) == expected
-
-
-# parse_start_from ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("value", ["committed", "earliest", "latest"])
-def test_parse_start_from_positions(value: str) -> None:
-    assert mapping.parse_start_from(value) == value
-
-
-@pytest.mark.parametrize("value, epoch_ms", [
-    ("2026-11-24T12:00:00Z", 1795521600000),
-    ("2026-11-24T12:00:00", 1795521600000),  # naive: UTC
-    ("2026-11-24T14:00:00+02:00", 1795521600000),
-    ("1970-01-01T00:00:00Z", 0),
-    ("2024-01-01T00:00:00.123Z", 1704067200123),
-    # a time with milliseconds must not lose one to float rounding
-    ("2038-12-07T08:57:53.944Z", 2175325073944),
-])
-def test_parse_start_from_time_is_exact_epoch_ms(value: str, epoch_ms: int) -> None:
-    result = mapping.parse_start_from(value)
-    assert isinstance(result, int)
-    assert result == epoch_ms
-
-
-@pytest.mark.parametrize("value", [
-    "garbage", "yesterday", "", "Committed", "2026-13-01T00:00:00Z"])
-def test_parse_start_from_garbage_names_the_accepted_forms(value: str) -> None:
-    with pytest.raises(ValueError) as info:
-        mapping.parse_start_from(value)
-    message = str(info.value)
-    for form in ("start_from", "committed", "earliest", "latest", "ISO 8601"):
-        assert form in message
+    assert split_routing_key(routing_key) == expected
 
 
 # plain_value ---------------------------------------------------------------------------
 
 
 def test_plain_value_is_the_notification_alone() -> None:
-    value = mapping.plain_value({
+    value = plain_value({
         "message_id": "m-1", "publisher_id": "compute.host1", "event_type": "e.x",
         "priority": "INFO", "payload": {"a": 1}, "timestamp": "2024-01-01 00:00:00",
         "_context": {"secret": "no"}, "extra": "dropped"})
@@ -142,7 +97,7 @@ def test_plain_value_is_the_notification_alone() -> None:
 
 
 def test_plain_value_missing_fields_are_null() -> None:
-    assert json.loads(mapping.plain_value({"event_type": "e"})) == {
+    assert json.loads(plain_value({"event_type": "e"})) == {
         "message_id": None, "publisher_id": None, "event_type": "e", "priority": None,
         "payload": None, "timestamp": None}
 
@@ -193,7 +148,7 @@ def forward_route(template: str = "{topic}.{priority}", output_format: str = "os
                   include: list[str] | None = None, exclude: list[str] | None = None,
                   values: dict[str, Any] | None = None) -> ForwardRoute:
     return ForwardRoute(KafkaSettings.create(["h:1"], None, values or {}), template,
-                        mapping.EventFilter(include or ["*"], exclude or []),
+                        EventFilter(include or ["*"], exclude or []),
                         output_format, "dead.letters")
 
 
@@ -256,7 +211,7 @@ def test_forward_without_any_priority_is_poison() -> None:
 def test_forward_plain_value() -> None:
     record = forward_route(output_format="plain").record_for(local_message())
     assert json.loads(record.value) == NOTIFICATION  # no envelope, no context
-    assert record.value == mapping.plain_value(NOTIFICATION)
+    assert record.value == plain_value(NOTIFICATION)
 
 
 def test_forward_headers() -> None:
@@ -330,7 +285,7 @@ def test_forward_dead_letter_is_cut_to_fit_the_request_size() -> None:
     size = len(record.value) + sum(len(k) + len(v) for k, v in record.headers)
     assert size <= 2048
     assert len(record.value) > 500
-    assert record.value == mapping.dead_letter_value(CTXT, body)[:len(record.value)]
+    assert record.value == dead_letter_value(CTXT, body)[:len(record.value)]
     assert len(dict(record.headers)["kafka_bridge_error"]) == 1000
 
 
@@ -350,11 +305,11 @@ class FakeSubscription:
 
 def kafka_message(topic: str = "notifications.error", value: bytes | None = None,
                   headers: tuple[tuple[str, bytes], ...] = (),
-                  subscription: FakeSubscription | None = None) -> KafkaMessage:
+                  subscription: FakeSubscription | None = None) -> ReceivedRecord:
     delivery = Delivery(partition=TopicPartition(topic, 3), offset=17, key=None,
                         value=envelope.encode(CTXT, NOTIFICATION) if value is None else value,
                         headers=headers, timestamp_ms=0)
-    return KafkaMessage(subscription or FakeSubscription(), delivery)  # type: ignore[arg-type]
+    return ReceivedRecord(subscription or FakeSubscription(), delivery)  # type: ignore[arg-type]
 
 
 def test_reverse_record_for_targets_topic_and_priority_of_the_kafka_topic() -> None:
@@ -419,137 +374,3 @@ def test_loop_guard_between_the_two_directions() -> None:
     with pytest.raises(Skip) as info:
         forward_route().record_for(message)
     assert info.value.counter == "loop_suppressed"
-
-
-# service.validate with cli.make_conf ---------------------------------------------------
-
-
-VALIDATE_SCRIPT = textwrap.dedent("""
-    import sys
-    from kafka_bridge.daemon import cli
-    from kafka_bridge.daemon.service import BridgeConfigError, validate
-    try:
-        validate(cli.make_conf(["--config-file", sys.argv[1]]))
-    except BridgeConfigError as exc:
-        print("BridgeConfigError:" + str(exc))
-    else:
-        print("OK")
-""")
-
-
-def check_config(tmp_path: Path, text: str) -> str | None:
-    """validate() of a config file: None if it passes, else the BridgeConfigError text."""
-    path = tmp_path / "kafka-bridge.conf"
-    path.write_text(textwrap.dedent(text))
-    if cli is None:  # pragma: no cover - depends on test order
-        done = subprocess.run([sys.executable, "-c", VALIDATE_SCRIPT, str(path)],
-                              capture_output=True, text=True, check=True)
-        out = done.stdout.strip().splitlines()[-1]
-        return None if out == "OK" else out.removeprefix("BridgeConfigError:")
-    from kafka_bridge.daemon.service import BridgeConfigError, validate
-    try:
-        validate(cli.make_conf(["--config-file", str(path)]))
-    except BridgeConfigError as exc:
-        return str(exc)
-    return None
-
-
-def test_valid_forward_config_passes(tmp_path: Path) -> None:
-    assert check_config(tmp_path, """
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-        [forward]
-        topic_template = {exchange}.{topic}.{priority}
-        priorities = info,error
-    """) is None
-
-
-def test_valid_reverse_config_passes(tmp_path: Path) -> None:
-    assert check_config(tmp_path, """
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-        mode = reverse
-        [reverse]
-        kafka_topics = notifications.info
-        start_from = 2026-11-24T12:00:00Z
-    """) is None
-
-
-def test_a_transport_other_than_rabbit_is_named(tmp_path: Path) -> None:
-    error = check_config(tmp_path, """
-        [DEFAULT]
-        transport_url = fake://
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-    """)
-    assert error is not None and "transport_url" in error and "rabbit://" in error
-
-
-def test_missing_kafka_url_is_named(tmp_path: Path) -> None:
-    error = check_config(tmp_path, """
-        [kafka_bridge]
-        mode = forward
-    """)
-    assert error is not None and "kafka_url" in error
-
-
-def test_bad_kafka_url_parameter_is_a_config_error_naming_kafka_url(tmp_path: Path) -> None:
-    error = check_config(tmp_path, """
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/?linger_ms=abc
-    """)
-    assert error is not None and "kafka_url" in error and "linger_ms" in error
-
-
-@pytest.mark.parametrize("mode", ["reverse", "both"])
-def test_reverse_without_kafka_topics_is_named(tmp_path: Path, mode: str) -> None:
-    error = check_config(tmp_path, f"""
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-        mode = {mode}
-    """)
-    assert error is not None and "kafka_topics" in error and mode in error
-
-
-def test_bad_topic_template_is_named(tmp_path: Path) -> None:
-    error = check_config(tmp_path, """
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-        [forward]
-        topic_template = {topic}.{host}
-    """)
-    assert error is not None and "topic_template" in error and "{host}" in error
-
-
-def test_bad_topic_template_is_ignored_in_reverse_mode(tmp_path: Path) -> None:
-    assert check_config(tmp_path, """
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-        mode = reverse
-        [forward]
-        topic_template = {topic}.{host}
-        [reverse]
-        kafka_topics = t
-    """) is None
-
-
-def test_bad_start_from_is_named(tmp_path: Path) -> None:
-    error = check_config(tmp_path, """
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-        mode = reverse
-        [reverse]
-        kafka_topics = notifications.info
-        start_from = last tuesday
-    """)
-    assert error is not None and "start_from" in error and "last tuesday" in error
-
-
-def test_unknown_priority_is_named(tmp_path: Path) -> None:
-    error = check_config(tmp_path, """
-        [kafka_bridge]
-        kafka_url = kafka-notify://h:1/
-        [forward]
-        priorities = info,bogus
-    """)
-    assert error is not None and "priorities" in error and "bogus" in error

@@ -17,61 +17,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic
 
+from kafka_bridge.errors import DeliveryFailure
+from kafka_bridge.pump.protocols import Message, Poison, Record, Route, Sink, Skip
 from kafka_bridge.retry import deliver
 
 LOG = logging.getLogger(__name__)
-
-Record = TypeVar("Record")
-RecordIn = TypeVar("RecordIn", contravariant=True)
-RecordOut = TypeVar("RecordOut", covariant=True)
-
-
-class SourceMessage(Protocol):
-    """One message taken from a source, settled exactly once by ack or nack."""
-
-    #: when the message was created at its origin (epoch seconds), if known
-    created: float | None
-
-    def ack(self) -> None:
-        """Done with it: the source may forget it."""
-
-    def nack(self) -> None:
-        """Not delivered: the source must deliver it again."""
-
-
-class Skip(Exception):
-    """A message deliberately not forwarded; ``counter`` names why."""
-
-    def __init__(self, counter: str) -> None:
-        super().__init__(counter)
-        self.counter = counter
-
-
-class Poison(Exception):
-    """A message that cannot be decoded or mapped; the reason is the message."""
-
-
-class Sink(Protocol[RecordIn]):
-    """The destination: one attempt per call, an outcome per record."""
-
-    def attempt(self, records: Sequence[RecordIn],
-                cancel: threading.Event | None = None) -> Sequence[BaseException | None]:
-        """None where the destination confirmed the record, else the error
-        (with ``retriable`` true if trying again may work). Should stop
-        waiting soon after cancel is set."""
-
-
-class Route(Protocol[RecordOut]):
-    """What the pump does with each message of one direction."""
-
-    def record_for(self, message: Any) -> RecordOut:
-        """The record to send; raises Skip or Poison."""
-
-    def dead_letter(self, message: Any, reason: str) -> RecordOut | None:
-        """A record for the dead-letter destination, or None when the
-        direction only logs and counts."""
 
 
 @dataclasses.dataclass
@@ -90,13 +42,13 @@ class PumpStats:
     backpressure: bool = False
 
 
-class Pump(Generic[Record]):
+class Pump(Generic[Message, Record]):
     """Moves batches from one source to one sink, at least once.
 
     ``handle`` may be called from several source threads at once.
     """
 
-    def __init__(self, name: str, route: Route[Record], sink: Sink[Record],
+    def __init__(self, name: str, route: Route[Message, Record], sink: Sink[Record],
                  latency: Callable[[float], None] | None = None) -> None:
         """latency, if given, is told each confirmed message's seconds since creation."""
         self.name = name
@@ -111,7 +63,7 @@ class Pump(Generic[Record]):
         """Stop retrying: batches still unconfirmed go back to their sources."""
         self._stopping.set()
 
-    def handle(self, batch: Sequence[SourceMessage]) -> None:
+    def handle(self, batch: Sequence[Message]) -> None:
         """Forward a batch and settle every message of it. Never raises."""
         self._count(received=len(batch), in_flight=len(batch))
         try:
@@ -119,9 +71,9 @@ class Pump(Generic[Record]):
         finally:
             self._count(in_flight=-len(batch))
 
-    def _forward(self, batch: Sequence[SourceMessage]) -> None:
+    def _forward(self, batch: Sequence[Message]) -> None:
         records: list[Record] = []
-        senders: list[SourceMessage] = []
+        senders: list[Message] = []
         dead: list[bool] = []
         for message in batch:
             try:
@@ -150,14 +102,14 @@ class Pump(Generic[Record]):
         for message, outcome, is_dead in zip(senders, outcomes, dead):
             self._settle(message, outcome, is_dead)
 
-    def _settle(self, message: SourceMessage, outcome: BaseException | None,
+    def _settle(self, message: Message, outcome: DeliveryFailure | None,
                 is_dead: bool) -> None:
         if outcome is None:
             self._count(confirmed=1, dead_lettered=1 if is_dead else 0)
             message.ack()
             if self._latency is not None and message.created is not None:
                 self._latency(max(0.0, time.time() - message.created))
-        elif getattr(outcome, "retriable", False) or is_dead:
+        elif outcome.retriable or is_dead:
             # Shutting down (or the dead letter itself failed): the source
             # keeps the message and delivers it again.
             self._count(requeued=1)
@@ -173,23 +125,21 @@ class Pump(Generic[Record]):
             self._count(dead_lettered=1)
             message.ack()
 
-    def _attempt(self, records: Sequence[Record]) -> Sequence[BaseException | None]:
+    def _attempt(self, records: Sequence[Record]) -> Sequence[DeliveryFailure | None]:
         try:
             return self._sink.attempt(records, self._stopping)
         except Exception as error:  # noqa: BLE001 - a sink bug must not leave a batch unsettled
             LOG.exception("%s: the destination raised", self.name)
-            failure = RuntimeError(f"destination raised {error!r}")
-            failure.retriable = True  # type: ignore[attr-defined]
-            return [failure] * len(records)
+            return [DeliveryFailure(f"destination raised {error!r}", retriable=True)] * len(records)
 
-    def _dead_letter(self, message: SourceMessage, reason: str) -> Record | None:
+    def _dead_letter(self, message: Message, reason: str) -> Record | None:
         return self._route.dead_letter(message, reason)
 
-    def _blocked(self, attempt: int, failing: int, error: BaseException, delay: float) -> None:
+    def _blocked(self, attempt: int, failing: int, error: DeliveryFailure, delay: float) -> None:
         if not self.stats.backpressure:
             self._set_backpressure(True, error)
 
-    def _set_backpressure(self, on: bool, error: BaseException | None) -> None:
+    def _set_backpressure(self, on: bool, error: DeliveryFailure | None) -> None:
         with self._lock:
             if self.stats.backpressure == on:
                 return
@@ -204,7 +154,3 @@ class Pump(Generic[Record]):
         with self._lock:
             for name, delta in deltas.items():
                 setattr(self.stats, name, getattr(self.stats, name) + delta)
-
-
-#: a source delivers batches to a handler from its own thread(s)
-BatchHandler = Callable[[Sequence[SourceMessage]], None]

@@ -1,0 +1,81 @@
+"""Checking the daemon's configuration before anything connects.
+
+Free of service imports, so the command line, the service and the tests can
+all validate a configuration the same way.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import oslo_messaging
+from oslo_config import cfg
+
+from kafka_bridge.compat import oslo_messaging as oslo_compat
+from kafka_bridge.kafka.errors import ConfigurationError
+from kafka_bridge.kafka.settings import KafkaSettings
+from kafka_bridge.notification import PRIORITIES, parse_time
+from kafka_bridge.pump.routes.topic_template import check_template
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class BridgeConfigError(ValueError):
+    """The configuration cannot work; the message names the option and the fix."""
+
+
+def kafka_settings(conf: cfg.ConfigOpts) -> KafkaSettings:
+    """Kafka settings from [kafka_bridge] kafka_url; raises BridgeConfigError."""
+    url = conf.kafka_bridge.kafka_url
+    if not url:
+        raise BridgeConfigError("[kafka_bridge] kafka_url is not set; set it to the "
+                                "kafka-notify://host:port/ URL of your Kafka cluster")
+    try:
+        return KafkaSettings.from_transport_url(conf, oslo_messaging.TransportURL.parse(conf, url))
+    except (ConfigurationError, ValueError, oslo_messaging.InvalidTransportURL) as exc:
+        raise BridgeConfigError(f"[kafka_bridge] kafka_url: {exc}") from None
+
+
+def parse_start_from(value: str) -> str | int:
+    """``[reverse] start_from``: committed / earliest / latest, or a time as epoch milliseconds.
+
+    Raises ValueError naming the accepted forms.
+    """
+    if value in ("committed", "earliest", "latest"):
+        return value
+    try:
+        moment = parse_time(value)
+    except ValueError:
+        raise ValueError(f"[reverse] start_from={value!r} is not committed, earliest, latest "
+                         f"or an ISO 8601 time such as 2026-11-24T12:00:00Z") from None
+    return (moment - EPOCH) // datetime.timedelta(milliseconds=1)
+
+
+def validate(conf: cfg.ConfigOpts) -> None:
+    """Check what can be checked without a broker; raises BridgeConfigError."""
+    kafka_settings(conf)
+    local = oslo_messaging.get_notification_transport(conf)
+    try:
+        oslo_compat.rabbit_driver(local)
+    except ValueError as exc:
+        raise BridgeConfigError(str(exc)) from None
+    finally:
+        local.cleanup()
+    mode = conf.kafka_bridge.mode
+    if mode in ("forward", "both"):
+        try:
+            check_template(conf.forward.topic_template)
+        except ValueError as exc:
+            raise BridgeConfigError(str(exc)) from None
+        unknown = set(conf.forward.priorities) - set(PRIORITIES)
+        if unknown:
+            raise BridgeConfigError(f"[forward] priorities: unknown {sorted(unknown)}; "
+                                    f"choose from {', '.join(PRIORITIES)}")
+    if mode in ("reverse", "both"):
+        if not conf.reverse.kafka_topics:
+            raise BridgeConfigError(f"mode={mode} needs [reverse] kafka_topics, the Kafka "
+                                    f"topics to feed to local listeners")
+        try:
+            parse_start_from(conf.reverse.start_from)
+        except ValueError as exc:
+            raise BridgeConfigError(str(exc)) from None

@@ -1,0 +1,1 @@
+"""Where the pump delivers records: Kafka (forward) and RabbitMQ (reverse)."""

@@ -1,0 +1,1 @@
+"""Where the pump takes messages from: RabbitMQ (forward) and Kafka (reverse)."""

@@ -10,8 +10,11 @@ import datetime
 
 import oslo_messaging
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from kafka_bridge.compat import oslo_messaging as oslo_compat
+from kafka_bridge.daemon import options
+from kafka_bridge.kafka import options as kafka_options
 from kafka_bridge.kafka.errors import ConfigurationError
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.notification import PRIORITIES, parse_time
@@ -19,9 +22,34 @@ from kafka_bridge.pump.routes.topic_template import check_template
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
+#: the daemon's default for [oslo_messaging_kafka_notify] delivery_timeout (seconds)
+DAEMON_DELIVERY_TIMEOUT = 10.0
+
 
 class BridgeConfigError(ValueError):
     """The configuration cannot work; the message names the option and the fix."""
+
+
+def make_conf(argv: list[str]) -> cfg.ConfigOpts:
+    """Parse argv (oslo.config command line) into a fully registered ConfigOpts.
+
+    Raises cfg.Error for a bad command line or unreadable file.
+    """
+    conf = cfg.ConfigOpts()
+    logging.register_options(conf)
+    # kafka-python logs every connection and rebalance at INFO
+    logging.set_defaults(default_log_levels=logging.get_default_log_levels() + ["kafka=WARN"])
+    options.register(conf)
+    kafka_options.register(conf)
+    # A bounded prefetch is what bounds memory while Kafka is down: RabbitMQ
+    # keeps the rest. oslo's default, 0, means unlimited.
+    oslo_compat.register_rabbit_opts(conf)
+    conf.set_default("rabbit_qos_prefetch_count", 1000, group="oslo_messaging_rabbit")
+    # One delivery attempt gives up after this long, so a Kafka outage shows
+    # (backpressure log, readiness) within 10 s instead of the driver's 30 s.
+    conf.set_default("delivery_timeout", DAEMON_DELIVERY_TIMEOUT, group=kafka_options.GROUP)
+    conf(argv, project="kafka-bridge", prog="kafka-bridge")
+    return conf
 
 
 def kafka_settings(conf: cfg.ConfigOpts) -> KafkaSettings:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kafka_bridge.daemon import cli
-from kafka_bridge.daemon.config import BridgeConfigError, parse_start_from, validate
+
+from kafka_bridge.daemon.config import BridgeConfigError, make_conf, parse_start_from, validate
 
 # parse_start_from ----------------------------------------------------------------------
 
@@ -43,7 +43,7 @@ def test_parse_start_from_garbage_names_the_accepted_forms(value: str) -> None:
         assert form in message
 
 
-# service.validate with cli.make_conf ---------------------------------------------------
+# validate with make_conf ------------------------------------------------------------
 
 
 def check_config(tmp_path: Path, text: str) -> str | None:
@@ -51,7 +51,7 @@ def check_config(tmp_path: Path, text: str) -> str | None:
     path = tmp_path / "kafka-bridge.conf"
     path.write_text(textwrap.dedent(text))
     try:
-        validate(cli.make_conf(["--config-file", str(path)]))
+        validate(make_conf(["--config-file", str(path)]))
     except BridgeConfigError as exc:
         return str(exc)
     return None

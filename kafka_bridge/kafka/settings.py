@@ -36,18 +36,38 @@ CODEC_PACKAGES = {"snappy": ("snappy",), "lz4": ("lz4",), "zstd": ("zstandard",)
 class KafkaSettings:
     """Everything the Kafka layer needs to reach and use one cluster.
 
-    Secrets are excluded from repr and never logged.
+    One field per option of ``kafka_bridge.kafka.options`` (same name, see
+    its help) besides the brokers and virtual host. Secrets are excluded
+    from repr and never logged.
     """
 
     bootstrap_servers: tuple[str, ...]
     virtual_host: str | None
-    values: Mapping[str, Any] = dataclasses.field(repr=False)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str | None
+    sasl_password: str | None = dataclasses.field(repr=False)
+    ssl_cafile: str | None
+    ssl_check_hostname: bool
+    ssl_certfile: str | None
+    ssl_keyfile: str | None
+    ssl_key_password: str | None = dataclasses.field(repr=False)
+    connect_timeout: float
+    producer_acks: str
+    enable_idempotence: bool
+    delivery_timeout: float
+    compression_codec: str
+    linger_ms: int
+    batch_size: int
+    max_request_size: int
+    record_key_field: str | None
+    topic_partitions: int
+    topic_replication_factor: int
+    consumer_group_prefix: str
+    max_poll_records: int
+    max_unacknowledged: int
+    commit_interval: float
+    session_timeout_ms: int
 
     @classmethod
     def from_transport_url(cls, conf: cfg.ConfigOpts, url: Any) -> KafkaSettings:
@@ -82,7 +102,7 @@ class KafkaSettings:
         """Validate a complete set of option values; raise ConfigurationError."""
         merged = {opt.dest: opt.default for opt in options.all_opts()}
         merged.update(values)
-        settings = cls(tuple(bootstrap), virtual_host, merged)
+        settings = cls(tuple(bootstrap), virtual_host, **merged)
         settings._validate()
         return settings
 

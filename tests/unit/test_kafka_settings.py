@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -272,6 +273,14 @@ def test_bad_value_of_a_secret_parameter_is_shown_as_stars(
 def test_secret_options_are_marked_secret() -> None:
     secret = {o.dest for o in options.all_opts() if o.secret}
     assert secret == {"sasl_password", "ssl_key_password"}
+
+
+def test_settings_have_one_typed_field_per_option_and_secrets_out_of_repr() -> None:
+    fields = {f.name: f for f in dataclasses.fields(KafkaSettings)}
+    assert set(fields) - {"bootstrap_servers", "virtual_host"} == {
+        o.dest for o in options.all_opts()}
+    assert {name for name, f in fields.items() if not f.repr} == {
+        o.dest for o in options.all_opts() if o.secret}
 
 
 # options ----------------------------------------------------------------------------

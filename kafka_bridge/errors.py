@@ -23,3 +23,8 @@ class DeliveryFailure(Exception):
         super().__init__(text)
         if retriable is not None:
             self.retriable = retriable
+
+
+def is_retriable(outcome: DeliveryFailure | None) -> bool:
+    """True for a failure that trying again may fix; False for success or a final failure."""
+    return outcome is not None and outcome.retriable

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from kafka_bridge.errors import DeliveryFailure
+from kafka_bridge.errors import DeliveryFailure, is_retriable
 
 Item = TypeVar("Item")
 
@@ -54,7 +54,7 @@ def deliver(items: Sequence[Item], attempt: Attempt, retry: int | None = None,
         attempts += 1
         for index, outcome in zip(pending, attempt([items[i] for i in pending])):
             outcomes[index] = outcome
-        pending = [i for i in pending if _retriable(outcomes[i])]
+        pending = [i for i in pending if is_retriable(outcomes[i])]
         if not pending or attempts >= allowed or (cancel is not None and cancel.is_set()):
             break
         delay = backoff(attempts)
@@ -68,7 +68,3 @@ def deliver(items: Sequence[Item], attempt: Attempt, retry: int | None = None,
         else:
             time.sleep(delay)
     return outcomes, attempts
-
-
-def _retriable(outcome: DeliveryFailure | None) -> bool:
-    return outcome is not None and outcome.retriable

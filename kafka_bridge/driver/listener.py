@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from prometheus_client import Counter
 
 from kafka_bridge.compat.oslo_messaging import IncomingMessage, PollStyleListener
+from kafka_bridge.deadline import Deadline
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Subscription
 from kafka_bridge.kafka.received import ReceivedRecord
@@ -63,20 +63,16 @@ class KafkaNotificationListener(PollStyleListener):
         """
         incoming = self._fetch(timeout, batch_size)
         if incoming and len(incoming) < batch_size and batch_timeout:
-            deadline = time.monotonic() + batch_timeout
-            while len(incoming) < batch_size:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                incoming += self._fetch(left, batch_size - len(incoming))
+            deadline = Deadline(batch_timeout)
+            while len(incoming) < batch_size and not deadline.passed():
+                incoming += self._fetch(deadline.left(), batch_size - len(incoming))
         return incoming
 
     def _fetch(self, timeout: float | None, count: int) -> list[IncomingMessage]:
         out: list[IncomingMessage] = []
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not out:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            deliveries = self._subscription.fetch(left, count)
+            deliveries = self._subscription.fetch(deadline.left(), count)
             if not deliveries:
                 return out
             for delivery in deliveries:
@@ -92,7 +88,7 @@ class KafkaNotificationListener(PollStyleListener):
                     continue
                 out.append(KafkaIncomingNotification(
                     ReceivedRecord(self._subscription, delivery), ctxt, message))
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline.passed():
                 break
         return out
 

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from kafka_bridge.deadline import Deadline
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.connectivity import open_client
 from kafka_bridge.kafka.errors import KafkaBridgeError, kafka_errors_mapped, translate
@@ -166,7 +167,7 @@ class Subscription(ConsumerRebalanceListener):
         records await acknowledgement. Does not raise: broker errors are
         logged once per change and retried.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not self._stopped.is_set():
             self._commit_if_due()
             out = self._take(max_records)
@@ -174,10 +175,9 @@ class Subscription(ConsumerRebalanceListener):
                 return out
             limit = self._settings.max_unacknowledged
             room = limit - self._tracker.unacknowledged()
-            left = POLL_SLICE if deadline is None else min(POLL_SLICE,
-                                                           deadline - time.monotonic())
-            if left <= 0:
+            if deadline.passed():
                 return []
+            left = deadline.slice(POLL_SLICE)
             if room < self._refill:
                 self._tracker.wait_for_room(limit - self._refill + 1, left)
                 continue

@@ -6,13 +6,16 @@ thread-safe and batches records from all callers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kafka import KafkaProducer
 
+from kafka_bridge.deadline import Deadline
+from kafka_bridge.errors import DeliveryFailure, is_retriable
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.connectivity import open_client
 from kafka_bridge.kafka.envelope import OutgoingRecord
@@ -35,9 +38,15 @@ class Publisher:
     creation.
     """
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings,
+                 producer_factory: Callable[[], KafkaProducer] | None = None,
+                 topics: TopicCreator | None = None) -> None:
+        """producer_factory and topics replace the real ones in tests."""
         self._settings = settings
-        self._topics = TopicCreator(settings)
+        self._new_producer = producer_factory or functools.partial(
+            open_client, KafkaProducer, settings_mod.producer_config(settings), settings,
+            "connecting the Kafka producer")
+        self._topics = topics or TopicCreator(settings)
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -47,9 +56,7 @@ class Publisher:
             if self._closed:
                 raise DeliveryError("the publisher was closed")
             if self._producer is None:
-                self._producer = open_client(KafkaProducer,
-                                             settings_mod.producer_config(self._settings),
-                                             self._settings, "connecting the Kafka producer")
+                self._producer = self._new_producer()
             return self._producer
 
     def connect(self) -> None:
@@ -58,7 +65,7 @@ class Publisher:
         self._get_producer()
 
     def publish(self, records: Sequence[OutgoingRecord], retry: int | None = None,
-                cancel: threading.Event | None = None) -> list[KafkaBridgeError | None]:
+                cancel: threading.Event | None = None) -> list[DeliveryFailure | None]:
         """Send all records, wait for their confirmations; one outcome per record.
 
         An outcome is None once the brokers confirmed the record (acks as
@@ -69,20 +76,20 @@ class Publisher:
         authorized) end at once. Never returns before every record has an
         outcome.
         """
-        def log_retry(attempt: int, failing: int, error: BaseException, delay: float) -> None:
+        def log_retry(attempt: int, failing: int, error: DeliveryFailure, delay: float) -> None:
             LOG.warning("Kafka did not confirm %d record(s) (%s); attempt %d, retrying in %.1fs",
                         failing, error, attempt, delay)
 
         outcomes, attempts = deliver(records, lambda batch: self.attempt(batch, cancel), retry,
                                      cancel, log_retry)
-        result: list[KafkaBridgeError | None] = []
+        result: list[DeliveryFailure | None] = []
         for record, outcome in zip(records, outcomes):
-            if outcome is not None and getattr(outcome, "retriable", False):
+            if is_retriable(outcome):
                 failure = DeliveryError(f"Kafka did not confirm the record for topic "
                                         f"{record.topic} after {attempts} attempt(s): {outcome}")
                 failure.__cause__ = outcome
                 outcome = failure
-            result.append(outcome)  # type: ignore[arg-type]
+            result.append(outcome)
         return result
 
     def attempt(self, records: Sequence[OutgoingRecord],
@@ -92,54 +99,70 @@ class Publisher:
         Errors carry ``retriable``; nothing is retried here. Waits at most
         delivery_timeout (plus a margin), and stops waiting once cancel is set.
         """
-        secrets = self._settings.secret_values
-        outcomes: list[KafkaBridgeError | None] = [None] * len(records)
         try:
             producer = self._get_producer()
             self._topics.ensure({record.topic for record in records})
         except KafkaBridgeError as exc:
             return [exc] * len(records)
-        futures = []
-        for index, record in enumerate(records):
-            size = len(record.value) + len(record.key or b"") + sum(
-                len(k) + len(v) for k, v in record.headers)
-            if size > self._settings.max_request_size:
-                outcomes[index] = RecordTooLargeError(
-                    f"record for topic {record.topic} is {size} bytes, over max_request_size "
-                    f"{self._settings.max_request_size}; raise max_request_size (and the "
-                    f"topic's max.message.bytes) or send smaller notifications")
-                continue
-            try:
-                futures.append((index, producer.send(record.topic, value=record.value,
-                                                     key=record.key,
-                                                     headers=list(record.headers))))
-            except Exception as exc:  # noqa: BLE001 - mapped right here
-                outcomes[index] = translate(exc, f"sending to {record.topic}", secrets)
-        deadline = time.monotonic() + self._settings.delivery_timeout + 5
-        for index, future in futures:
-            while not future.is_done:
-                left = deadline - time.monotonic()
-                if left <= 0 or (cancel is not None and cancel.is_set()):
-                    # The record may still arrive; unconfirmed, it is sent
-                    # again later (at-least-once).
-                    outcomes[index] = KafkaUnavailableError(
-                        f"no confirmation from Kafka for {records[index].topic} "
-                        f"{'before shutdown' if left > 0 else 'in time'}")
-                    break
-                try:
-                    future.get(timeout=min(WAIT_SLICE, left))
-                except Exception:  # noqa: BLE001 - outcome read from the future below
-                    pass
-            if future.is_done and future.exception is not None:
-                outcomes[index] = translate(future.exception,
-                                            f"delivering to {records[index].topic}", secrets)
-        if futures and all(outcomes[i] is not None and outcomes[i].retriable  # type: ignore
-                           for i, _ in futures):
+        outcomes: list[KafkaBridgeError | None] = [self._oversized(r) for r in records]
+        sent = self._send(producer, records, outcomes)
+        self._await(sent, records, outcomes, cancel)
+        if sent and all(is_retriable(outcomes[index]) for index, _ in sent):
             # Nothing got through. kafka-python 3.0.12's producer can stay
             # wedged after a broker restart (its metadata refresh stops), so
             # the next attempt starts with a fresh one.
             self._discard_producer(producer)
         return outcomes
+
+    def _oversized(self, record: OutgoingRecord) -> RecordTooLargeError | None:
+        """Refuse a record the producer would refuse, with a message that says what to do."""
+        size = len(record.value) + len(record.key or b"") + sum(
+            len(k) + len(v) for k, v in record.headers)
+        if size <= self._settings.max_request_size:
+            return None
+        return RecordTooLargeError(
+            f"record for topic {record.topic} is {size} bytes, over max_request_size "
+            f"{self._settings.max_request_size}; raise max_request_size (and the "
+            f"topic's max.message.bytes) or send smaller notifications")
+
+    def _send(self, producer: KafkaProducer, records: Sequence[OutgoingRecord],
+              outcomes: list[KafkaBridgeError | None]) -> list[tuple[int, Any]]:
+        """Hand every record without an outcome yet to the producer: (index, future)s.
+
+        A record the producer refuses at once gets its outcome here.
+        """
+        sent = []
+        for index, record in enumerate(records):
+            if outcomes[index] is not None:
+                continue
+            try:
+                sent.append((index, producer.send(record.topic, value=record.value,
+                                                  key=record.key, headers=list(record.headers))))
+            except Exception as exc:  # noqa: BLE001 - mapped right here
+                outcomes[index] = translate(exc, f"sending to {record.topic}",
+                                            self._settings.secret_values)
+        return sent
+
+    def _await(self, sent: list[tuple[int, Any]], records: Sequence[OutgoingRecord],
+               outcomes: list[KafkaBridgeError | None], cancel: threading.Event | None) -> None:
+        """Read each future's outcome; unconfirmed at the deadline or at cancel is retriable."""
+        deadline = Deadline(self._settings.delivery_timeout + 5)
+        for index, future in sent:
+            while not future.is_done and not deadline.over(cancel):
+                try:
+                    future.get(timeout=deadline.slice(WAIT_SLICE))
+                except Exception:  # noqa: BLE001 - outcome read from the future below
+                    pass
+            topic = records[index].topic
+            if not future.is_done:
+                # The record may still arrive; unconfirmed, it is sent again
+                # later (at-least-once).
+                outcomes[index] = KafkaUnavailableError(
+                    f"no confirmation from Kafka for {topic} "
+                    f"{'in time' if deadline.passed() else 'before shutdown'}")
+            elif future.exception is not None:
+                outcomes[index] = translate(future.exception, f"delivering to {topic}",
+                                            self._settings.secret_values)
 
     def _discard_producer(self, producer: KafkaProducer) -> None:
         with self._lock:

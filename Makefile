@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit functional benchmark clean
+.PHONY: demo test unit functional lint benchmark clean
 
 demo: $(STAMP)
 	$(VENV)/bin/python tools/demo.py
@@ -17,6 +17,15 @@ unit: $(STAMP)
 
 functional: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/functional
+
+# flake8, mypy on the package, and the docs checks (links, option tables): what tox's
+# pep8 and docs environments run, without tox.
+lint: $(STAMP)
+	$(VENV)/bin/pip install -q flake8 mypy
+	$(VENV)/bin/flake8
+	$(VENV)/bin/mypy --ignore-missing-imports kafka_bridge
+	$(VENV)/bin/python tools/check_docs.py
+	$(VENV)/bin/python tools/gen_option_docs.py --check
 
 benchmark: $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[benchmark]'

@@ -8,8 +8,8 @@ reverse).
 """
 
 from kafka_bridge.pump.core import Pump, PumpStats
-from kafka_bridge.pump.protocols import (BatchHandler, Poison, Route, Sink, Skip, Source,
-                                         SourceMessage)
+from kafka_bridge.pump.protocols import (BatchHandler, Poison, Route, Sink, Skip, SkipReason,
+                                         Source, SourceMessage)
 
-__all__ = ["BatchHandler", "Poison", "Pump", "PumpStats", "Route", "Sink", "Skip", "Source",
-           "SourceMessage"]
+__all__ = ["BatchHandler", "Poison", "Pump", "PumpStats", "Route", "Sink", "Skip", "SkipReason",
+           "Source", "SourceMessage"]

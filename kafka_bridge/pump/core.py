@@ -80,7 +80,7 @@ class Pump(Generic[Message, Record]):
                 records.append(self._route.record_for(message))
                 dead.append(False)
             except Skip as skip:
-                self._count(**{skip.counter: 1})
+                self._count(**{skip.reason.value: 1})
                 message.ack()
                 continue
             except Exception as error:  # noqa: BLE001 - Poison, or a mapping bug: same fate

@@ -8,6 +8,7 @@ the destination confirmed it. The pump knows no transport: only these.
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
@@ -61,12 +62,19 @@ class Source(Protocol[MessageOut]):
         """Release the connection; unsettled messages return to the broker."""
 
 
-class Skip(Exception):
-    """A message deliberately not forwarded; ``counter`` names why."""
+class SkipReason(enum.Enum):
+    """Why a message is deliberately not forwarded; the value is its PumpStats counter."""
 
-    def __init__(self, counter: str) -> None:
-        super().__init__(counter)
-        self.counter = counter
+    FILTERED = "filtered"
+    LOOP = "loop_suppressed"
+
+
+class Skip(Exception):
+    """A message deliberately not forwarded, for ``reason``."""
+
+    def __init__(self, reason: SkipReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
 
 
 class Poison(Exception):

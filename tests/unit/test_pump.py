@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from kafka_bridge import retry
 from kafka_bridge.errors import DeliveryFailure
-from kafka_bridge.pump import Poison, Pump, Skip
+from kafka_bridge.pump import Poison, Pump, PumpStats, Skip, SkipReason
 from kafka_bridge.retry import attempts_allowed, backoff, deliver
 
 JOIN = 5.0  # upper bound for a thread to finish; never used as synchronisation
@@ -48,7 +49,7 @@ class FakeRoute:
 
     def record_for(self, message: FakeMessage) -> tuple:
         if message.kind.startswith("skip:"):
-            raise Skip(message.kind.split(":", 1)[1])
+            raise Skip(SkipReason(message.kind.split(":", 1)[1]))
         if message.kind == "poison":
             raise Poison(f"cannot map {message.ident}")
         return ("rec", message.ident)
@@ -474,3 +475,8 @@ def test_attempts_allowed(retry_arg: int | None, allowed: float) -> None:
     (1, 0.2), (2, 0.4), (3, 0.8), (4, 1.6), (5, 3.2), (6, 5.0), (7, 5.0), (50, 5.0)])
 def test_backoff_doubles_from_0_2_up_to_5_seconds(attempt: int, delay: float) -> None:
     assert backoff(attempt) == pytest.approx(delay)
+
+
+def test_every_skip_reason_is_a_pump_counter() -> None:
+    fields = {f.name for f in dataclasses.fields(PumpStats)}
+    assert {reason.value for reason in SkipReason} <= fields

@@ -11,7 +11,7 @@ from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.envelope import OutgoingRecord
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.notification import split_routing_key
-from kafka_bridge.pump.protocols import Poison, Skip
+from kafka_bridge.pump.protocols import Poison, Skip, SkipReason
 from kafka_bridge.pump.routes import loop_guard
 from kafka_bridge.pump.routes.event_filter import EventFilter
 from kafka_bridge.pump.routes.topic_template import check_template
@@ -42,12 +42,12 @@ class ForwardRoute:
 
     def record_for(self, message: RabbitNotification) -> OutgoingRecord:
         if message.ctxt.get(loop_guard.ORIGIN_KEY) == loop_guard.ORIGIN_KAFKA:
-            raise Skip("loop_suppressed")
+            raise Skip(SkipReason.LOOP)
         body = message.message
         if not isinstance(body, dict) or not isinstance(body.get("event_type"), str):
             raise Poison("not an oslo notification (no event_type)")
         if not self._filter.accepts(body["event_type"]):
-            raise Skip("filtered")
+            raise Skip(SkipReason.FILTERED)
         topic, priority = split_routing_key(message.routing_key)
         priority = priority or str(body.get("priority") or "").lower()
         if not priority:

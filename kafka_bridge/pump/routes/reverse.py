@@ -9,7 +9,7 @@ import oslo_messaging
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.received import ReceivedRecord
 from kafka_bridge.notification import split_routing_key
-from kafka_bridge.pump.protocols import Poison, Skip
+from kafka_bridge.pump.protocols import Poison, Skip, SkipReason
 from kafka_bridge.pump.routes import loop_guard
 from kafka_bridge.pump.sinks.rabbit import LocalNotification
 
@@ -30,7 +30,7 @@ class ReverseRoute:
     def record_for(self, message: ReceivedRecord) -> LocalNotification:
         delivery = message.delivery
         if dict(delivery.headers).get(loop_guard.ORIGIN_KEY) == _FROM_LOCAL:
-            raise Skip("loop_suppressed")
+            raise Skip(SkipReason.LOOP)
         try:
             ctxt, body = envelope.decode(delivery.value)
         except envelope.UndecodableRecord as exc:

@@ -23,10 +23,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+# First: the daemon's CLI selects oslo.service's threading backend, which must
+# happen before oslo.messaging is imported.
+from kafka_bridge.daemon.cli import make_conf  # isort: skip
+
 import oslo_messaging
 from oslo_config import cfg
 
-from kafka_bridge.daemon.cli import make_conf
 from kafka_bridge.daemon.service import BridgeConfigError, kafka_settings, validate
 from kafka_bridge.kafka.errors import KafkaBridgeError
 from kafka_bridge.operator import check, formats
@@ -37,11 +40,15 @@ from kafka_bridge.operator.reader import GrouplessReader
 from kafka_bridge.operator.replay import Positions, Replay, ReplayResult, write_summary
 from kafka_bridge.operator.selection import Selection
 from kafka_bridge.operator.tail import follow
-from kafka_bridge.operator.window import TIME_FORMS, Window, parse_time
+from kafka_bridge.operator.window import (RELATIVE, TIME_FORMS, Window, format_ms,
+                                          parse_time)
 
 LOG = logging.getLogger("kafka_bridge.operator")
 
 EXIT_OK, EXIT_BROKER, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: options whose value is a TIME, possibly relative (-2h)
+TIME_OPTIONS = ("--from", "--until")
 
 #: replay options that the printed resume command leaves out (the position file replaces them)
 WINDOW_OPTIONS = ("--from", "--until", "--topic", "--resume")
@@ -161,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run one tool; argv starts with its name. Returns the exit code."""
-    args = build_parser().parse_args(list(argv))
+    args = build_parser().parse_args(joined_relative_times(argv))
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING,
                         format=f"kafka-bridge {args.command}: %(levelname)s %(message)s")
     if not args.verbose:
@@ -180,6 +187,18 @@ def main(argv: Sequence[str]) -> int:
     except KafkaBridgeError as exc:
         print(f"kafka-bridge {args.command}: {exc}", file=sys.stderr)
         return EXIT_BROKER
+
+
+def joined_relative_times(argv: Sequence[str]) -> list[str]:
+    """argv with ``--from -2h`` written ``--from=-2h``: argparse takes a value that
+    starts with '-' for an option."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in TIME_OPTIONS and RELATIVE.match(arg):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 def _configuration(args: argparse.Namespace) -> cfg.ConfigOpts:
@@ -218,7 +237,7 @@ def _topics(args: argparse.Namespace, conf: cfg.ConfigOpts) -> list[str]:
 
 
 def _replay(conf: cfg.ConfigOpts, args: argparse.Namespace, argv: list[str]) -> int:
-    positions, topics = _replay_window(conf, args)
+    positions, window, topics = _replay_window(conf, args)
     if args.output_file and args.output != "jsonl":
         raise UsageError("--output-file needs --output jsonl")
     with contextlib.ExitStack() as stack:
@@ -226,7 +245,6 @@ def _replay(conf: cfg.ConfigOpts, args: argparse.Namespace, argv: list[str]) -> 
         reader = GrouplessReader(kafka_settings(conf), topics)
         stack.callback(reader.close)
         if positions is None:
-            window = Window(_time(args.start), _time(args.until) if args.until else None)
             positions = Positions(window, reader.window_offsets(window))
         selection = Selection(positions.window, args.event_type, args.publisher_id)
         progress = _progress(args.progress, positions.remaining())
@@ -249,8 +267,9 @@ def _replay(conf: cfg.ConfigOpts, args: argparse.Namespace, argv: list[str]) -> 
 
 
 def _replay_window(conf: cfg.ConfigOpts,
-                   args: argparse.Namespace) -> tuple[Positions | None, list[str]]:
-    """Positions of a resumed replay (else None, resolved once connected), and the topics."""
+                   args: argparse.Namespace) -> tuple[Positions | None, Window, list[str]]:
+    """Positions of a resumed replay (else None: resolved once connected), the window,
+    and the topics."""
     if args.resume:
         if args.start or args.until or args.topic:
             raise UsageError("--resume takes the window and topics from the position file: "
@@ -259,10 +278,14 @@ def _replay_window(conf: cfg.ConfigOpts,
             positions = Positions.load(Path(args.resume))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        return positions, sorted({tp.topic for tp in positions.ranges})
+        return positions, positions.window, sorted({tp.topic for tp in positions.ranges})
     if not args.start:
         raise UsageError("--from TIME is required (or --resume FILE)")
-    return None, _topics(args, conf)
+    try:
+        window = Window(_time(args.start), _time(args.until) if args.until else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return None, window, _topics(args, conf)
 
 
 def _destination(conf: cfg.ConfigOpts, args: argparse.Namespace,
@@ -353,6 +376,12 @@ def _tail(conf: cfg.ConfigOpts, args: argparse.Namespace) -> int:
         else:
             window = Window(start_ms)
             start = {tp: r.start for tp, r in reader.window_offsets(window).items()}
+        # Start offsets are fixed now: whatever is produced from here on is shown.
+        print(f"kafka-bridge tail: following {len(start)} partitions of "
+              f"{', '.join(sorted({tp.topic for tp in start}))} from "
+              f"{'now' if window is None else format_ms(window.start_ms)}"
+              f"{'' if args.count is None else f' for {args.count} notifications'}; "
+              f"Ctrl-C stops", file=sys.stderr, flush=True)
         writer = formats.NotificationWriter(sys.stdout, args.output)
         follow(reader, start, Selection(window, args.event_type, args.publisher_id), writer,
                args.count)

@@ -254,7 +254,7 @@ def _reverse_topics(settings: KafkaSettings, topics: Sequence[str],
         try:
             with kafka_errors_mapped("listing topics", settings.secret_values):
                 existing = set(admin.list_topics())
-                described = {t["topic"]: t for t in admin.describe_topics(
+                described = {t["name"]: t for t in admin.describe_topics(
                     [t for t in topics if t in existing])} if existing & set(topics) else {}
         finally:
             admin.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -88,10 +90,16 @@ class Progress:
             self._stream.flush()
             self._drawn = False
 
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self._stream.fileno()).columns
+        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+            return shutil.get_terminal_size().columns
+
     def _write(self, now: float) -> None:
         elapsed = now - self._began
         if self._tty:
-            width = shutil.get_terminal_size().columns - 1
+            width = self._columns() - 1
             self._stream.write("\r" + render_bar(self._label, self.done, self.total, elapsed,
                                                  width) + "\x1b[K")
             self._drawn = True

@@ -15,16 +15,16 @@ import difflib
 import glob
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import amqp.exceptions
 import oslo_messaging
 from kafka.admin import KafkaAdminClient
 from oslo_config import cfg
-from oslo_messaging._drivers import common as oslo_common
-from oslo_messaging._drivers import impl_rabbit
 
-from kafka_bridge.daemon import options, rabbit
-from kafka_bridge.daemon.service import BridgeConfigError, kafka_settings, validate
+from kafka_bridge.compat import oslo_messaging as oslo_compat
+from kafka_bridge.daemon import options
+from kafka_bridge.daemon.config import BridgeConfigError, kafka_settings, validate
 from kafka_bridge.kafka import options as kafka_options
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.connectivity import check_connection, open_client
@@ -153,11 +153,10 @@ def _spelled(name: str, section: str, homes: dict[str, list[str]]) -> str:
     return name if section in homes[name] else f"[{homes[name][0]}] {name}"
 
 
-def _connect_rabbitmq(transport: oslo_messaging.Transport) -> impl_rabbit.Connection:
+def _connect_rabbitmq(transport: oslo_messaging.Transport) -> Any:
     """One connection as the rabbit driver opens it (URL, TLS, login), tried once."""
-    driver = rabbit.rabbit_driver(transport)
-    return impl_rabbit.Connection(driver.conf, driver._url, oslo_common.PURPOSE_LISTEN,
-                                  retry=0)
+    return oslo_compat.rabbit_connection(oslo_compat.rabbit_driver(transport),
+                                         oslo_compat.PURPOSE_LISTEN, retry=0)
 
 
 def check_rabbitmq(conf: cfg.ConfigOpts) -> list[Finding]:
@@ -195,7 +194,7 @@ def check_rabbitmq(conf: cfg.ConfigOpts) -> list[Finding]:
         transport.cleanup()
 
 
-def _forward_entities(connection: impl_rabbit.Connection,
+def _forward_entities(connection: Any,
                       conf: cfg.ConfigOpts) -> list[Finding]:
     forward = conf.forward
     exchanges = list(forward.exchanges)
@@ -216,9 +215,9 @@ def _forward_entities(connection: impl_rabbit.Connection,
     return findings
 
 
-def _exists(connection: impl_rabbit.Connection, kind: str, name: str) -> bool:
+def _exists(connection: Any, kind: str, name: str) -> bool:
     """Whether an exchange or queue exists (a passive declare: nothing is created)."""
-    channel = connection.connection.channel()
+    channel = oslo_compat.new_channel(connection)
     try:
         if kind == "exchange":
             channel.exchange_declare(exchange=name, type="topic", passive=True)

@@ -23,14 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-# First: the daemon's CLI selects oslo.service's threading backend, which must
-# happen before oslo.messaging is imported.
-from kafka_bridge.daemon.cli import make_conf  # isort: skip
-
 import oslo_messaging
 from oslo_config import cfg
 
-from kafka_bridge.daemon.service import BridgeConfigError, kafka_settings, validate
+from kafka_bridge.daemon.config import BridgeConfigError, kafka_settings, make_conf, validate
 from kafka_bridge.kafka.errors import KafkaBridgeError
 from kafka_bridge.operator import check, formats
 from kafka_bridge.operator.destinations import (CountingDestination, Destination,

@@ -16,13 +16,14 @@ from typing import Protocol
 
 import oslo_messaging
 
-from kafka_bridge.daemon import mapping
-from kafka_bridge.daemon.rabbit import RabbitSink
-from kafka_bridge.daemon.reverse import ReverseRoute
 from kafka_bridge.kafka.consumer import Delivery
+from kafka_bridge.kafka.received import ReceivedRecord
 from kafka_bridge.operator.formats import NotificationWriter
 from kafka_bridge.operator.selection import Notification
 from kafka_bridge.pump import Pump
+from kafka_bridge.pump.routes import loop_guard
+from kafka_bridge.pump.routes.reverse import ReverseRoute
+from kafka_bridge.pump.sinks.rabbit import LocalNotification, RabbitSink
 
 
 class Destination(Protocol):
@@ -42,12 +43,18 @@ class Destination(Protocol):
         """Release connections."""
 
 
-class ReplayedRecord:
-    """A record handed to the pump; remembers whether it was settled as confirmed."""
+class ReplayedRecord(ReceivedRecord):
+    """A record for the reverse route that remembers how the pump settled it.
 
-    def __init__(self, delivery: Delivery) -> None:
+    A replay has no subscription to acknowledge to: ack and nack only record
+    whether the local transport confirmed the notification.
+    """
+
+    __slots__ = ("confirmed",)
+
+    def __init__(self, delivery: Delivery) -> None:  # no subscription: see ack and nack
         self.delivery = delivery
-        self.created: float | None = None
+        self.created = None
         self.confirmed = False
 
     def ack(self) -> None:
@@ -66,7 +73,7 @@ def without_origin_marker(delivery: Delivery) -> Delivery:
     carries the ``kafka`` origin marker, so a forward bridge does not send
     it to Kafka again.
     """
-    headers = tuple(h for h in delivery.headers if h[0] != mapping.ORIGIN_KEY)
+    headers = tuple(h for h in delivery.headers if h[0] != loop_guard.ORIGIN_KEY)
     return delivery._replace(headers=headers)
 
 
@@ -77,7 +84,8 @@ class LocalDestination:
 
     def __init__(self, transport: oslo_messaging.Transport, exchange: str | None) -> None:
         self._sink = RabbitSink(transport)
-        self._pump: Pump[object] = Pump("replay", ReverseRoute(exchange), self._sink)
+        self._pump: Pump[ReplayedRecord, LocalNotification] = Pump(
+            "replay", ReverseRoute(exchange), self._sink)
 
     def deliver(self, notifications: Sequence[Notification]) -> list[bool]:
         records = [ReplayedRecord(without_origin_marker(n.delivery)) for n in notifications]

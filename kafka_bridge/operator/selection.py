@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from kafka_bridge.daemon.mapping import EventFilter
+from kafka_bridge.pump.routes.event_filter import EventFilter
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Delivery
 from kafka_bridge.operator.window import Window

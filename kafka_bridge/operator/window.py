@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from kafka.structs import TopicPartition
 
+from kafka_bridge import notification
+
 UTC = datetime.timezone.utc
 
 #: seconds per unit of a relative time such as -2h or -1d12h
@@ -42,11 +44,9 @@ def parse_time(text: str, now: float | None = None) -> int:
         seconds = sum(int(n) * UNITS[unit] for n, unit in RELATIVE_PART.findall(relative[1]))
         return int((reference - seconds) * 1000)
     try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = notification.parse_time(value)
     except ValueError:
         raise ValueError(f"{text!r} is not a time: use {TIME_FORMS}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
 
 

@@ -9,25 +9,14 @@ from pathlib import Path
 import pytest
 from kafka.structs import TopicPartition
 
-# The operator CLI imports the daemon's, which selects oslo.service's threading
-# backend; when another test selected a backend first the CLI tests are skipped.
-from oslo_service.backend import exceptions as backend_exceptions
-
-try:
-    from kafka_bridge.operator import cli  # before check: it imports the daemon's service
-    from kafka_bridge.operator import check
-except backend_exceptions.BackendAlreadySelected:  # pragma: no cover - depends on test order
-    check = cli = None  # type: ignore[assignment]
-
 from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Delivery
+from kafka_bridge.operator import check, cli
 from kafka_bridge.operator.replay import Positions, Replay
 from kafka_bridge.operator.selection import Notification, Selection
 from kafka_bridge.operator.window import OffsetRange, Window
 
 A, B = TopicPartition("n.info", 0), TopicPartition("n.error", 0)
-needs_cli = pytest.mark.skipif(cli is None, reason="another oslo.service backend was selected "
-                                                   "first in this process")
 
 
 def record(tp: TopicPartition, offset: int, event_type: str = "x.y") -> Delivery:
@@ -182,14 +171,12 @@ def test_a_bad_position_file_says_what_is_wrong(tmp_path: Path, content: str,
 # command lines -----------------------------------------------------------------------
 
 
-@needs_cli
 def test_relative_times_may_follow_their_option_as_separate_arguments() -> None:
     args = cli.build_parser().parse_args(cli.joined_relative_times(
         ["replay", "--from", "-2h", "--until", "-1h30m", "--topic", "t"]))
     assert (args.start, args.until, args.topic) == ("-2h", "-1h30m", ["t"])
 
 
-@needs_cli
 def test_the_resume_command_leaves_out_the_window_and_topics() -> None:
     argv = ["replay", "--config-file", "f.conf", "--from", "-2h", "--until=-1h", "--topic",
             "a", "--topic=b", "--event-type", "compute.*", "--resume", "old.json"]
@@ -197,7 +184,6 @@ def test_the_resume_command_leaves_out_the_window_and_topics() -> None:
                                          "--event-type", "compute.*"]
 
 
-@needs_cli
 @pytest.mark.parametrize("command", ["replay", "tail", "check"])
 def test_every_subcommand_documents_its_options(command: str, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
@@ -227,7 +213,6 @@ def write_conf(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-@needs_cli
 @pytest.mark.parametrize("arguments, complaint", [
     (["--dry-run"], "--from TIME is required"),
     (["--from", "-1h", "--resume", "x.json"], "leave out --from"),
@@ -242,7 +227,6 @@ def test_replay_arguments_that_cannot_work_exit_2_before_connecting(
     assert complaint in capsys.readouterr().err
 
 
-@needs_cli
 def test_check_reports_options_in_the_wrong_section_and_misspelled_ones(tmp_path: Path) -> None:
     conf = write_conf(tmp_path, """\
         [kafka_bridge]
@@ -265,7 +249,6 @@ def test_check_reports_options_in_the_wrong_section_and_misspelled_ones(tmp_path
     assert check.exit_code(findings) == check.CONFIGURATION
 
 
-@needs_cli
 def test_check_exits_with_the_first_problem_found() -> None:
     findings = [check.Finding("a", True, ""), check.Finding("b", None, "a note"),
                 check.Finding("c", False, "", check.TOPIC_MISSING),

@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"TIME is {TIME_FORMS}.\n\n"
                "Ctrl-C stops after the batch in hand, saves the positions reached to a "
                "file and prints the command that resumes from it (exit 130). Exit 0: the "
-               "whole window was replayed; 1: a broker failed; 2: bad arguments or "
-               "configuration.\n\n"
+               "whole window was replayed; 1: a broker failed (once reading had begun, "
+               "positions are saved as for Ctrl-C); 2: bad arguments or configuration.\n\n"
                "example: kafka-bridge replay --config-file /etc/kafka-bridge/kafka-bridge.conf"
                " --from 2026-11-24T12:00Z --until 2026-11-24T12:30Z --event-type 'compute.*'")
     _config_options(replay)
@@ -249,17 +249,21 @@ def _replay(conf: cfg.ConfigOpts, args: argparse.Namespace, argv: list[str]) -> 
         print(f"kafka-bridge replay: {positions.remaining():,} records in "
               f"{len(positions.ranges)} partitions of {', '.join(sorted(set(topics)))}, "
               f"window {positions.window.describe()}", file=sys.stderr)
+        code = EXIT_INTERRUPTED
         with _interrupt_stops(replay):
             try:
                 result = replay.run()
             except KeyboardInterrupt:  # a second Ctrl-C: the positions are still exact
                 result = replay.result()
+            except KafkaBridgeError as exc:  # Kafka failed for good: resumable all the same
+                print(f"kafka-bridge replay: {exc}", file=sys.stderr)
+                result, code = replay.result(), EXIT_BROKER
         summary = sys.stderr if data_stream is sys.stdout else sys.stdout
         write_summary(result, destination.verb, summary)
         if result.complete:
             return EXIT_OK
         _save_for_resume(result, args, argv)
-        return EXIT_INTERRUPTED
+        return code
 
 
 def _replay_window(conf: cfg.ConfigOpts,

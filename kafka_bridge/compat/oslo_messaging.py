@@ -62,9 +62,20 @@ def rabbit_driver(transport: oslo_messaging.Transport) -> Any:
     return driver
 
 
-def rabbit_connection(driver: Any, purpose: str) -> Any:
-    """A new ``impl_rabbit.Connection`` of the driver's configuration and URL (``_url``)."""
-    return impl_rabbit.Connection(driver.conf, driver._url, purpose)
+def rabbit_connection(driver: Any, purpose: str, retry: int | None = None) -> Any:
+    """A new ``impl_rabbit.Connection`` of the driver's configuration and URL (``_url``).
+
+    retry: connection attempts after the first (None: until one succeeds; 0:
+    one attempt, raising what it raised, e.g. py-amqp's AccessRefused).
+    """
+    return impl_rabbit.Connection(driver.conf, driver._url, purpose, retry=retry)
+
+
+def new_channel(connection: Any) -> Any:
+    """A new py-amqp channel on a rabbit ``Connection``'s kombu connection (its
+    ``connection`` attribute), apart from the channel the driver uses; for
+    passive declares, after which the broker may close it."""
+    return connection.connection.channel()
 
 
 def connection_lock(connection: Any) -> Any:

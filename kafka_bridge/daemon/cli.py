@@ -8,19 +8,28 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the bridge until SIGTERM; exit 2 with the reason on bad configuration."""
+    """Run the bridge until SIGTERM; exit 2 with the reason on bad configuration.
+
+    ``kafka-bridge replay|tail|check ...`` runs that operator tool instead.
+    """
     # oslo.service falls back to eventlet for good as soon as anything imports
     # oslo.messaging; the threading backend must be chosen first, so the
     # daemon's own modules are imported only after this.
     from oslo_service import backend
     backend.init_backend(backend.BackendType.THREADING)
 
+    argv = sys.argv[1:] if argv is None else argv
+    from kafka_bridge.operator import COMMANDS
+    if argv and argv[0] in COMMANDS:
+        from kafka_bridge.operator.cli import main as operator_main
+        return operator_main(argv)
+
     from oslo_config import cfg
     from oslo_log import log as logging
 
     from kafka_bridge.daemon.config import BridgeConfigError, make_conf, validate
     try:
-        conf = make_conf(sys.argv[1:] if argv is None else argv)
+        conf = make_conf(argv)
     except cfg.Error as exc:
         print(f"kafka-bridge: {exc}", file=sys.stderr)
         return 2

@@ -132,8 +132,9 @@ class BridgeService(service.Service):
         latency = self._metrics.observer(name) if self._metrics is not None else None
         pump: Pump[Message, Record] = Pump(name, route, sink, latency)
         self.pumps[name] = pump
-        source.start(pump.handle)
+        # Registered first: stop() must reach a source still connecting.
         self._sources.append(source)
+        source.start(pump.handle)
 
     def stop(self, graceful: bool = False) -> None:
         """Stop taking messages, settle those in flight, release; bounded in time.

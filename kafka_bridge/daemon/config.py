@@ -12,13 +12,13 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from kafka_bridge.compat import oslo_messaging as oslo_compat
 from kafka_bridge.daemon import options
 from kafka_bridge.kafka import options as kafka_options
 from kafka_bridge.kafka.errors import ConfigurationError
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.notification import PRIORITIES, parse_time
 from kafka_bridge.pump.routes.topic_template import check_template
+from kafka_bridge.rabbit import settings as rabbit_settings
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -43,7 +43,7 @@ def make_conf(argv: list[str]) -> cfg.ConfigOpts:
     kafka_options.register(conf)
     # A bounded prefetch is what bounds memory while Kafka is down: RabbitMQ
     # keeps the rest. oslo's default, 0, means unlimited.
-    oslo_compat.register_rabbit_opts(conf)
+    rabbit_settings.register_options(conf)
     conf.set_default("rabbit_qos_prefetch_count", 1000, group="oslo_messaging_rabbit")
     # One delivery attempt gives up after this long, so a Kafka outage shows
     # (backpressure log, readiness) within 10 s instead of the driver's 30 s.
@@ -84,7 +84,7 @@ def validate(conf: cfg.ConfigOpts) -> None:
     kafka_settings(conf)
     local = oslo_messaging.get_notification_transport(conf)
     try:
-        oslo_compat.rabbit_driver(local)
+        rabbit_settings.RabbitSettings.from_transport(local)
     except ValueError as exc:
         raise BridgeConfigError(str(exc)) from None
     finally:

@@ -16,7 +16,6 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from kombu import compression, serialization
 from oslo_serialization import jsonutils
 
@@ -90,13 +89,8 @@ def decode(body: bytes, content_type: str | None, content_encoding: str | None,
 
 
 def _json(text: bytes | str, kind: str) -> Any:
-    """JSON of UTF-8 text. orjson reads what json reads into the same values, faster;
-    what orjson refuses (NaN, integers over 64 bits, lone surrogates, bad input) is
-    read by json from the UTF-8 decoded text, as kombu reads it for the driver."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
+    """JSON of UTF-8 text, read as kombu reads it for the driver (text first, so that
+    json does not guess another Unicode encoding)."""
     try:
         return json.loads(text.decode(CONTENT_ENCODING) if isinstance(text, bytes) else text)
     except UnicodeDecodeError as exc:

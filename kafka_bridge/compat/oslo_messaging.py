@@ -1,10 +1,12 @@
 """oslo.messaging internals kafka-bridge relies on (driver interface, Kafka envelope).
 
 The ``kafka-notify://`` driver must subclass oslo's driver base classes,
-which live in a private module. The envelope functions are the wire format
-of oslo's Kafka drivers, which kafka-bridge must produce and read byte for
-byte. The RabbitMQ side uses no private name: kafka_bridge.rabbit reads
-oslo's documented options and connects with kombu's public API.
+which live in a private module. ``deserialize_msg`` reads the envelope of
+oslo's Kafka drivers (and of older, unversioned senders) as they do. The
+Kafka record values are written by kafka_bridge.kafka.envelope, byte for
+byte as oslo's serialize_msg and jsonutils would (unit-tested). The
+RabbitMQ side uses no private name: kafka_bridge.rabbit reads oslo's
+documented options and connects with kombu's public API.
 """
 
 from __future__ import annotations
@@ -21,11 +23,6 @@ IncomingMessage = driver_base.IncomingMessage
 Listener = driver_base.Listener
 PollStyleListener = driver_base.PollStyleListener
 PollStyleListenerAdapter = driver_base.PollStyleListenerAdapter
-
-
-def serialize_msg(message: dict[str, Any]) -> dict[str, Any]:
-    """The ``{"oslo.version", "oslo.message"}`` envelope of a message (wire format)."""
-    return oslo_common.serialize_msg(message)
 
 
 def deserialize_msg(envelope: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -140,6 +141,7 @@ class FakeConnection:
         self._channel = channel
         self._confirms = confirms
         self.released = False
+        self.connection = types.SimpleNamespace(sock=None)  # the transport's: no socket here
 
     def channel(self) -> FakeChannel:
         return self._channel

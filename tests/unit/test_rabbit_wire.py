@@ -183,3 +183,21 @@ def test_a_transport_other_than_rabbit_is_refused(tmp_path: Any) -> None:
             rabbit_settings.RabbitSettings.from_transport(transport)
     finally:
         transport.cleanup()
+
+
+# the Kafka record value forward writes -----------------------------------------------------
+
+
+@pytest.mark.parametrize("message", [
+    NOTIFICATION,
+    {"event_type": "e", "when": __import__("datetime").datetime(2026, 1, 2, 3, 4, 5),
+     "tags": {"only"}, "nested": [{"a": None, "b": True, "c": 1e-7}], "ctl": "\x00\n\"\\"},
+    {"event_type": "e", "payload": "x" * 900},
+])
+def test_kafka_value_is_byte_identical_to_oslo_serialize_msg_and_jsonutils(message: dict) -> None:
+    from oslo_serialization import jsonutils
+
+    from kafka_bridge.kafka import envelope
+    body = dict(message, _context=CTXT)
+    expected = jsonutils.dumps(oslo_common.serialize_msg(body)).encode("utf-8")
+    assert envelope.encode(CTXT, message) == expected

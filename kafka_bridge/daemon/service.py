@@ -79,6 +79,8 @@ class BridgeService(service.Service):
             self._run("forward", RabbitNotificationSource(
                 self._local, conf.forward.exchanges, conf.forward.topics,
                 conf.forward.priorities, conf.forward.pool, *batch), route, kafka_sink)
+        if self._stopping.is_set():  # stopped while a source was still connecting
+            return
         self._ready = True
         LOG.info("kafka-bridge running: mode %s, Kafka %s", mode,
                  ",".join(settings.bootstrap_servers))

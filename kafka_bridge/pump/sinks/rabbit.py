@@ -204,10 +204,15 @@ class RabbitSink:
         numbers: dict[int, int] = {}  # index -> publish number
         with self._lock:
             link = self._link
-            try:
-                link = link or self._open(cancel)
+            if link is None:
+                try:
+                    link = self._open(cancel)
+                except Exception as exc:  # noqa: BLE001 - the pump retries, and logs once
+                    return [LocalPublishError(f"RabbitMQ unreachable: {exc}", retriable=True)
+                            ] * len(records)
                 if link is None:
                     return outcomes
+            try:
                 link.declare({(record.target.exchange or self._default_exchange,
                                record.target.topic) for record in records})
                 with link.corked():
@@ -226,9 +231,8 @@ class RabbitSink:
             except Exception as exc:  # noqa: BLE001 - the connection is done for; start over
                 LOG.warning("reverse: publishing to RabbitMQ failed (%s); reconnecting", exc)
                 failed = True
-            if link is not None:
-                for index, number in numbers.items():
-                    outcomes[index] = self._outcome(link.confirms.take(number), cancel)
+            for index, number in numbers.items():
+                outcomes[index] = self._outcome(link.confirms.take(number), cancel)
             if failed:
                 self._drop_link()
         return outcomes

@@ -8,6 +8,7 @@ without looking at anything but its retry count).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
@@ -33,7 +34,12 @@ def connect(settings: RabbitSettings, purpose: str, cancel: threading.Event,
     change of cause; without, the first failure is raised. Waits observe
     cancel; one connection attempt is bounded by kombu's connect timeout.
     """
-    connection = kombu.Connection(**settings.connection_options(purpose))
+    options = settings.connection_options(purpose)
+    # Each new connection starts at a random host, as the driver's do (a sink that
+    # tries once per attempt reaches every host of a cluster in turn).
+    hosts = options["hostname"].split(";")
+    random.shuffle(hosts)
+    connection = kombu.Connection(**dict(options, hostname=";".join(hosts)))
     delay, reported = settings.retry_interval, None
     while not cancel.is_set():
         try:

@@ -97,6 +97,8 @@ def _json(text: bytes | str, kind: str) -> Any:
         raise Undecodable(kind, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:
         raise Undecodable(kind, str(exc)) from None
+    except RecursionError:
+        raise Undecodable(kind, "nested too deeply") from None
 
 
 def _compatible(version: Any) -> bool:

@@ -63,6 +63,15 @@ def test_messages_of_a_replaced_channel_are_left_to_the_broker() -> None:
     assert old.calls == [] and new.calls == [("ack", 2, True)]
 
 
+def test_a_decoder_that_raises_makes_an_undecodable_message_not_a_lost_one(monkeypatch) -> None:
+    def broken(*_: Any) -> None:
+        raise KeyError("surprise")
+    monkeypatch.setattr(wire, "decode", broken)
+    message = received(3, SettlingChannel())
+    assert message.error is not None and message.error.kind == "decoder raised"
+    assert "KeyError" in str(message.error) and message.body == b"{}"
+
+
 # the reverse sink's confirms ---------------------------------------------------------------
 
 

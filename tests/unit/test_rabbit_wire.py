@@ -64,6 +64,7 @@ def test_decode_reads_the_unversioned_format_and_kombu_compression() -> None:
     (b"not json", "application/json", "utf-8", None, "body is not JSON"),
     (b"", "application/json", "utf-8", None, "body is not JSON"),
     (b"\xff\xfe{}", "application/json", "utf-8", None, "body is not JSON"),
+    (b"[" * 200000 + b"]" * 200000, "application/json", "utf-8", None, "body is not JSON"),
     ('{"a": 1}'.encode("utf-16"), "application/json", "utf-8", None, "body is not JSON"),
     (b"[1]", "application/json", "utf-8", None, "not an object"),
     (b'"text"', "application/json", "utf-8", None, "not an object"),

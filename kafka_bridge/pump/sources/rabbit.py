@@ -70,6 +70,8 @@ class RabbitNotification:
                                                   self.content_encoding, headers)
         except wire.Undecodable as exc:
             self.error = exc
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
+            self.error = wire.Undecodable("decoder raised", f"{type(exc).__name__}: {exc}")
         self.created = notification_time(self.message)
         self.outcome: str | None = None
 
@@ -115,16 +117,13 @@ class RabbitNotificationSource:
 
     def __init__(self, transport: oslo_messaging.Transport, exchanges: Sequence[str],
                  topics: Sequence[str], priorities: Sequence[str], pool: str | None,
-                 batch_size: int, batch_timeout: float,
-                 connect: Callable[[RabbitSettings, str, threading.Event],
-                                   kombu.Connection | None] = rabbit.connect) -> None:
+                 batch_size: int, batch_timeout: float) -> None:
         self._settings = RabbitSettings.from_transport(transport)
         self._bindings: list[rabbit.Binding] = [
             (exchange, f"{topic}.{priority}", pool)
             for topic in topics for exchange in exchanges for priority in priorities]
         self._batch_size = batch_size
         self._batch_timeout = batch_timeout
-        self._connect = connect
         self._received: list[RabbitNotification] = []
         self._connection: kombu.Connection | None = None
         self._channel: Any = None
@@ -152,7 +151,7 @@ class RabbitNotificationSource:
     def _open(self) -> None:
         """Connect, declare and consume, retrying until it worked or stop() was called."""
         while not self._stopping.is_set():
-            connection = self._connect(self._settings, _PURPOSE, self._stopping)
+            connection = rabbit.connect(self._settings, _PURPOSE, self._stopping)
             if connection is None:
                 return
             try:

@@ -15,7 +15,13 @@ process, microseconds of CPU per notification: median (min-max) over runs.
 
 With --py-spy PREFIX, py-spy samples the worker during each drain and
 writes PREFIX-<direction>-<run>.txt (collapsed stacks) and prints the frames
-with the most samples (own time) and the most inclusive time.
+with the most samples (own time) and the most inclusive time. --set
+SECTION.OPTION=VALUE sets a bridge option (e.g. to compare linger_ms values).
+
+The bridge runs as ``python -m kafka_bridge.daemon.cli`` from the current
+directory, so running this script from a checkout of another revision (e.g.
+``git worktree add --detach /tmp/before main``, then ``cd /tmp/before``)
+measures that revision under the same conditions.
 """
 
 from __future__ import annotations
@@ -146,14 +152,24 @@ def top_frames(collapsed: Path, count: int = 15) -> str:
 Counter = Union[KafkaCount, QueueCount]
 
 
-def forward_run(brokers: Brokers, work: Path, count: int,
-                size: int) -> tuple[BridgeProcess, Callable[[], None], Counter]:
+Sections = dict[str, dict[str, str]]
+
+
+def merged(sections: Sections, extra: Sections) -> Sections:
+    out = {name: dict(values) for name, values in sections.items()}
+    for name, values in extra.items():
+        out.setdefault(name, {}).update(values)
+    return out
+
+
+def forward_run(brokers: Brokers, work: Path, count: int, size: int,
+                extra: Sections) -> tuple[BridgeProcess, Callable[[], None], Counter]:
     topic = f"prof-fwd-{uuid.uuid4().hex[:8]}"
     create_topic(brokers, f"{topic}.info")
-    bridge = BridgeProcess(work / topic, brokers, {
+    bridge = BridgeProcess(work / topic, brokers, merged({
         "kafka_bridge": {"mode": "forward"},
         "forward": {"topics": topic, "pool": f"{topic}-pool", "exchanges": "openstack",
-                    "priorities": "info"}}).start()
+                    "priorities": "info"}}, extra)).start()
     local = local_transport(brokers)
 
     def preload() -> None:
@@ -165,23 +181,23 @@ def forward_run(brokers: Brokers, work: Path, count: int,
     return bridge, preload, KafkaCount(brokers, f"{topic}.info")
 
 
-def reverse_run(brokers: Brokers, work: Path, count: int,
-                size: int) -> tuple[BridgeProcess, Callable[[], None], Counter]:
+def reverse_run(brokers: Brokers, work: Path, count: int, size: int,
+                extra: Sections) -> tuple[BridgeProcess, Callable[[], None], Counter]:
     topic = f"prof-rev-{uuid.uuid4().hex[:8]}"
     create_topic(brokers, f"{topic}.info")
-    bridge = BridgeProcess(work / topic, brokers, {
+    bridge = BridgeProcess(work / topic, brokers, merged({
         "kafka_bridge": {"mode": "reverse"},
         "reverse": {"kafka_topics": f"{topic}.info", "group": topic,
-                    "start_from": "earliest"}}).start()
+                    "start_from": "earliest"}}, extra)).start()
     # the sink declares the queue with its first publish; the count waits for it
     return (bridge, lambda: probes.preload_kafka(brokers, f"{topic}.info", count, size),
             QueueCount(brokers, f"{topic}.info"))
 
 
 def one_run(direction: str, brokers: Brokers, work: Path, count: int, size: int,
-            pids: dict[str, int], spy: Path | None) -> dict[str, float]:
+            pids: dict[str, int], spy: Path | None, extra: Sections) -> dict[str, float]:
     bridge, preload, counted = (forward_run if direction == "forward" else reverse_run)(
-        brokers, work, count, size)
+        brokers, work, count, size, extra)
     try:
         worker = worker_of(bridge)
         os.kill(worker, signal.SIGSTOP)
@@ -217,7 +233,14 @@ def main() -> int:
     parser.add_argument("--devenv-dir", type=Path,
                         help="the devenv directory, to measure its brokers' CPU too")
     parser.add_argument("--py-spy", type=Path, metavar="PREFIX")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.OPTION=VALUE",
+                        help="a bridge option, e.g. oslo_messaging_kafka_notify.linger_ms=5")
     args = parser.parse_args()
+    extra: Sections = {}
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        section, _, option = name.rpartition(".")
+        extra.setdefault(section, {})[option] = value
     brokers = brokers_from_environment()
     if brokers is None:
         parser.error("no brokers: eval \"$(kafka-bridge-devenv start --dir D)\" first")
@@ -228,13 +251,14 @@ def main() -> int:
             spy = (Path(f"{args.py_spy}-{args.direction}-{run + 1}.txt")
                    if args.py_spy else None)
             result = one_run(args.direction, brokers, Path(work), args.count, args.size, pids,
-                             spy)
+                             spy, extra)
             results.append(result)
             print(f"run {run + 1}: " + ", ".join(
                 f"{name} {value:,.1f}" for name, value in result.items()), flush=True)
             if spy is not None:
                 print(top_frames(spy), flush=True)
-    print(f"{args.direction}, {args.count} x {args.size} B, {args.runs} runs: "
+    print(f"{args.direction}, {args.count} x {args.size} B, {args.runs} runs"
+          f"{', ' + ' '.join(args.set) if args.set else ''}: "
           f"CPU us per notification, median (min-max)")
     for name in results[0]:
         values = [r[name] for r in results]

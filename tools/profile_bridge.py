@@ -13,9 +13,10 @@ the bridge and the pre-loading are outside the window; CPU time, not wall
 time, so other load on the machine moves the figures little. Prints, per
 process, microseconds of CPU per notification: median (min-max) over runs.
 
-With --py-spy PREFIX, py-spy samples the worker during each drain and
-writes PREFIX-<direction>-<run>.txt (collapsed stacks) and prints the frames
-with the most samples (own time) and the most inclusive time. --set
+With --py-spy PREFIX (``pip install py-spy`` first), py-spy samples the
+worker during each drain, writes PREFIX-<direction>-<run>.txt (collapsed
+stacks) and prints the frames with the most samples (own time) and the most
+inclusive time. --set
 SECTION.OPTION=VALUE sets a bridge option (e.g. to compare linger_ms values).
 
 The bridge runs as ``python -m kafka_bridge.daemon.cli`` from the current

@@ -79,6 +79,8 @@ class BridgeService(service.Service):
             self._run("forward", RabbitNotificationSource(
                 self._local, conf.forward.exchanges, conf.forward.topics,
                 conf.forward.priorities, conf.forward.pool, *batch), route, kafka_sink)
+        if self._stopping.is_set():  # stopped while a source was still connecting
+            return
         self._ready = True
         LOG.info("kafka-bridge running: mode %s, Kafka %s", mode,
                  ",".join(settings.bootstrap_servers))
@@ -132,8 +134,9 @@ class BridgeService(service.Service):
         latency = self._metrics.observer(name) if self._metrics is not None else None
         pump: Pump[Message, Record] = Pump(name, route, sink, latency)
         self.pumps[name] = pump
-        source.start(pump.handle)
+        # Registered first: stop() must reach a source still connecting.
         self._sources.append(source)
+        source.start(pump.handle)
 
     def stop(self, graceful: bool = False) -> None:
         """Stop taking messages, settle those in flight, release; bounded in time.

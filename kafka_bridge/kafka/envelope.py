@@ -15,13 +15,23 @@ from typing import Any
 
 from oslo_serialization import jsonutils
 
-from kafka_bridge.compat.oslo_messaging import deserialize_msg, serialize_msg
+from kafka_bridge.compat.oslo_messaging import deserialize_msg
 
 #: record headers set on every notification
 HEADER_EVENT_TYPE = "event_type"
 HEADER_PRIORITY = "priority"
 HEADER_PUBLISHER_ID = "publisher_id"
 HEADER_MESSAGE_ID = "message_id"
+
+
+#: the envelope's keys and version, as oslo.messaging's drivers write them
+ENVELOPE_VERSION_KEY = "oslo.version"
+ENVELOPE_MESSAGE_KEY = "oslo.message"
+ENVELOPE_VERSION = "2.0"
+
+#: the encoder oslo's jsonutils.dumps builds on every call (json.dumps with
+#: default=to_primitive), built once: the same text, without the per-call setup
+_ENCODER = json.JSONEncoder(default=jsonutils.to_primitive)
 
 
 class UndecodableRecord(ValueError):
@@ -54,7 +64,8 @@ def encode(ctxt: Any, message: Mapping[str, Any]) -> bytes:
     body = dict(message)
     body["_context"] = context
     try:
-        return jsonutils.dumps(serialize_msg(body)).encode("utf-8")
+        return _ENCODER.encode({ENVELOPE_VERSION_KEY: ENVELOPE_VERSION,
+                                ENVELOPE_MESSAGE_KEY: _ENCODER.encode(body)}).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"notification is not JSON-serializable: {exc}") from None
 

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import glob
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,7 +23,6 @@ import oslo_messaging
 from kafka.admin import KafkaAdminClient
 from oslo_config import cfg
 
-from kafka_bridge.compat import oslo_messaging as oslo_compat
 from kafka_bridge.daemon import options
 from kafka_bridge.daemon.config import BridgeConfigError, kafka_settings, validate
 from kafka_bridge.kafka import options as kafka_options
@@ -31,6 +31,8 @@ from kafka_bridge.kafka.connectivity import check_connection, open_client
 from kafka_bridge.kafka.errors import AuthenticationError, KafkaBridgeError, kafka_errors_mapped
 from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.kafka.topics import TopicCreator
+from kafka_bridge.rabbit import connection as rabbit
+from kafka_bridge.rabbit.settings import RabbitSettings
 
 OK = 0
 #: an option is invalid, missing or in the wrong section (as the daemon exits)
@@ -154,9 +156,10 @@ def _spelled(name: str, section: str, homes: dict[str, list[str]]) -> str:
 
 
 def _connect_rabbitmq(transport: oslo_messaging.Transport) -> Any:
-    """One connection as the rabbit driver opens it (URL, TLS, login), tried once."""
-    return oslo_compat.rabbit_connection(oslo_compat.rabbit_driver(transport),
-                                         oslo_compat.PURPOSE_LISTEN, retry=0)
+    """One connection as the daemon opens it (URL, TLS, login from oslo's options), tried
+    once; raises what the connection raised (e.g. py-amqp's AccessRefused)."""
+    return rabbit.connect(RabbitSettings.from_transport(transport), "check",
+                          threading.Event(), retry=False)
 
 
 def check_rabbitmq(conf: cfg.ConfigOpts) -> list[Finding]:
@@ -217,7 +220,7 @@ def _forward_entities(connection: Any,
 
 def _exists(connection: Any, kind: str, name: str) -> bool:
     """Whether an exchange or queue exists (a passive declare: nothing is created)."""
-    channel = oslo_compat.new_channel(connection)
+    channel = connection.channel()  # apart: the broker closes it if the entity is absent
     try:
         if kind == "exchange":
             channel.exchange_declare(exchange=name, type="topic", passive=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import oslo_messaging
 import pytest
+from kombu import serialization
 from kafka.structs import TopicPartition
 from oslo_messaging._drivers import amqp as rpc_amqp
 from oslo_messaging._drivers import common as oslo_common
@@ -18,7 +19,7 @@ from kafka_bridge.kafka.settings import KafkaSettings
 from kafka_bridge.notification import split_routing_key
 from kafka_bridge.pump import Poison, Skip, SkipReason
 from kafka_bridge.pump.routes.event_filter import EventFilter
-from kafka_bridge.pump.routes.forward import ForwardRoute, dead_letter_value, plain_value
+from kafka_bridge.pump.routes.forward import ForwardRoute, plain_value
 from kafka_bridge.pump.routes.reverse import ReverseRoute
 from kafka_bridge.pump.routes.topic_template import TEMPLATE_FIELDS, check_template
 from kafka_bridge.pump.sources.rabbit import RabbitNotification
@@ -105,27 +106,13 @@ def test_plain_value_missing_fields_are_null() -> None:
 # ForwardRoute --------------------------------------------------------------------------
 
 
-class RawMessage:
-    """The kombu message under what the rabbit driver hands a consumer."""
-
-    def __init__(self, delivery_info: dict[str, Any], delivery_tag: int = 1) -> None:
-        self.delivery_info = delivery_info
-        self.delivery_tag = delivery_tag
-        self.channel = None
-
-
-class RabbitDict(dict):
-    """A message body as the rabbit driver hands it: with its AMQP delivery."""
-
-    _raw_message: RawMessage
-
-
-def sent_by_rabbit_driver(ctxt: Any, body: dict, envelope_version: bool = True) -> dict:
+def sent_by_rabbit_driver(ctxt: Any, body: dict, envelope_version: bool = True) -> bytes:
     """The body of a notification as oslo.messaging's rabbit driver publishes it."""
     message = dict(body)
     rpc_amqp._add_unique_id(message)
     rpc_amqp.pack_context(message, ctxt)
-    return oslo_common.serialize_msg(message) if envelope_version else message
+    data = oslo_common.serialize_msg(message) if envelope_version else message
+    return serialization.dumps(data, serializer="json")[2].encode()
 
 
 NOTIFICATION = {"message_id": "m-1", "publisher_id": "compute.host1",
@@ -137,11 +124,14 @@ CTXT = {"user": "u1", "request_id": "req-1"}
 
 def local_message(body: dict | None = None, ctxt: Any = None,
                   exchange: str = "nova", routing_key: str = "notifications.error",
-                  sent: dict | None = None) -> RabbitNotification:
-    received = RabbitDict(sent if sent is not None else sent_by_rabbit_driver(
-        dict(CTXT) if ctxt is None else ctxt, NOTIFICATION if body is None else body))
-    received._raw_message = RawMessage({"exchange": exchange, "routing_key": routing_key})
-    return RabbitNotification(received)
+                  sent: bytes | None = None, content_type: str | None = "application/json",
+                  content_encoding: str | None = "utf-8") -> RabbitNotification:
+    raw = sent if sent is not None else sent_by_rabbit_driver(
+        dict(CTXT) if ctxt is None else ctxt, NOTIFICATION if body is None else body)
+    return RabbitNotification(raw, {"content_type": content_type,
+                                    "content_encoding": content_encoding},
+                              {"exchange": exchange, "routing_key": routing_key,
+                               "delivery_tag": 7}, queue="bridge-pool")
 
 
 def forward_route(template: str = "{topic}.{priority}", output_format: str = "oslo",
@@ -172,11 +162,13 @@ def test_rabbit_notification_of_the_unversioned_messaging_driver() -> None:
     assert (message.ctxt, message.message) == (CTXT, NOTIFICATION)
 
 
-def test_message_that_is_not_an_oslo_envelope_is_poison() -> None:
-    broken = {"oslo.version": "2.0", "oslo.message": "{not json"}
-    for sent in (broken, {"just": "a dict"}):
-        with pytest.raises(Poison, match="not an oslo notification"):
-            forward_route().record_for(local_message(sent=sent))
+@pytest.mark.parametrize("sent, reason", [
+    ({"oslo.version": "2.0", "oslo.message": "{not json"}, "oslo.message is not JSON"),
+    ({"just": "a dict"}, "not an oslo notification"),
+])
+def test_message_that_is_not_an_oslo_envelope_is_poison(sent: dict, reason: str) -> None:
+    with pytest.raises(Poison, match=reason):
+        forward_route().record_for(local_message(sent=json.dumps(sent).encode()))
 
 
 def test_forward_default_template_and_oslo_value() -> None:
@@ -267,26 +259,56 @@ def test_forward_unserializable_notification_is_poison() -> None:
         forward_route().record_for(message)
 
 
-def test_forward_dead_letter_names_the_error_and_keeps_the_message() -> None:
-    body = {"payload": {"a": 1}}
-    record = forward_route().dead_letter(local_message(body), "not an oslo notification")
+def test_forward_dead_letter_keeps_the_original_body_and_says_why_and_whence() -> None:
+    body = b"\x00\xffnot a notification"
+    message = local_message(sent=body, content_type="application/octet-stream",
+                            content_encoding=None)
+    reason = str(message.error)
+    record = forward_route().dead_letter(message, reason)
     assert record.topic == "dead.letters"
-    headers = dict(record.headers)
-    assert headers["kafka_bridge_error"] == b"not an oslo notification"
-    assert headers["kafka_bridge_origin"] == b"local"
-    assert headers["kafka_bridge_source"] == b"nova/notifications.error"
-    assert json.loads(record.value) == {"context": CTXT, "message": body}
+    assert record.value == body
+    assert record.key is None
+    assert dict(record.headers) == {
+        "kafka_bridge_error": reason.encode(),
+        "kafka_bridge_origin": b"local",
+        "kafka_bridge_source": b"nova/notifications.error",
+        "kafka_bridge_exchange": b"nova",
+        "kafka_bridge_routing_key": b"notifications.error",
+        "kafka_bridge_queue": b"bridge-pool",
+        "kafka_bridge_content_type": b"application/octet-stream"}
+    assert reason.startswith("unsupported content type")
 
 
-def test_forward_dead_letter_is_cut_to_fit_the_request_size() -> None:
+def test_forward_dead_letter_is_cut_to_fit_the_request_size_and_says_so() -> None:
     route = forward_route(values={"max_request_size": 2048})
     body = dict(NOTIFICATION, payload={"blob": "x" * 10000})
-    record = route.dead_letter(local_message(body), "r" * 5000)
+    message = local_message(body)
+    record = route.dead_letter(message, "r" * 5000)
     size = len(record.value) + sum(len(k) + len(v) for k, v in record.headers)
     assert size <= 2048
     assert len(record.value) > 500
-    assert record.value == dead_letter_value(CTXT, body)[:len(record.value)]
-    assert len(dict(record.headers)["kafka_bridge_error"]) == 1000
+    assert record.value == message.body[:len(record.value)]
+    headers = dict(record.headers)
+    assert headers["kafka_bridge_truncated_from"] == str(len(message.body)).encode()
+    assert len(headers["kafka_bridge_error"]) == 1000
+
+
+def test_forward_dead_letter_that_fits_is_not_cut() -> None:
+    message = local_message({"payload": {"a": 1}})
+    record = forward_route().dead_letter(message, "not an oslo notification: no event_type")
+    assert record.value == message.body
+    assert "kafka_bridge_truncated_from" not in dict(record.headers)
+
+
+def test_forward_dead_letter_logs_once_per_kind_of_reason(caplog) -> None:
+    route = forward_route()
+    with caplog.at_level("WARNING"):
+        for n in range(50):
+            route.dead_letter(local_message(sent=b"x" * n), f"body is not JSON: at char {n}")
+        route.dead_letter(local_message(sent=b"[]"), "not an object: the message is a list")
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 2, logged
+    assert "body is not JSON" in logged[0] and "not an object" in logged[1]
 
 
 # ReverseRoute --------------------------------------------------------------------------

@@ -1,26 +1,33 @@
 """Reverse's sink: notifications published on RabbitMQ, a batch per confirm wait.
 
 It publishes each notification as the rabbit driver publishes one (same
-exchange and default queue declarations, same envelope and properties, see
-kafka_bridge.compat), but waits once for RabbitMQ's publisher confirms of the
-whole batch instead of once per message as oslo's Notifier does.
+exchange and default queue declarations, same body and properties, see
+kafka_bridge.rabbit), on a kombu connection of its own in publisher-confirm
+mode, with public API only: py-amqp's ``confirm_select`` and its
+``basic_ack``/``basic_nack`` channel events; kombu's ``Producer.publish``,
+which on a channel without kombu's ``confirm_publish`` does not wait per
+message. The whole batch is published, then the confirms are read once,
+instead of once per message as oslo's Notifier does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import kombu
 import oslo_messaging
 
-from kafka_bridge.compat import amqp as amqp_compat
-from kafka_bridge.compat import oslo_messaging as oslo_compat
 from kafka_bridge.errors import DeliveryFailure
+from kafka_bridge.rabbit import connection as rabbit
+from kafka_bridge.rabbit import wire
+from kafka_bridge.rabbit.settings import RabbitSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -29,6 +36,8 @@ CONFIRM_TIMEOUT = 30.0
 
 #: how often a wait for confirms checks for cancellation
 CONFIRM_SLICE = 0.25
+
+_PURPOSE = "reverse"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,120 +53,239 @@ class LocalPublishError(DeliveryFailure):
     """RabbitMQ did not take a notification."""
 
 
+class Confirms:
+    """Publisher-confirm bookkeeping of one channel.
+
+    RabbitMQ numbers a confirm-mode channel's publishes from 1 and confirms
+    (basic.ack) or refuses (basic.nack) them, one at a time or every number
+    up to a tag at once (``multiple``).
+    """
+
+    def __init__(self) -> None:
+        self.published = 0
+        self._pending: dict[int, None] = {}  # ascending publish numbers not yet settled
+        self._outcomes: dict[int, bool] = {}  # publish number -> confirmed (True) or nacked
+
+    def publishing(self) -> int:
+        """The number of the next publish, now pending."""
+        self.published += 1
+        self._pending[self.published] = None
+        return self.published
+
+    def on_ack(self, tag: int, multiple: bool) -> None:
+        self._settle(tag, multiple, True)
+
+    def on_nack(self, tag: int, multiple: bool, *_: Any) -> None:
+        self._settle(tag, multiple, False)
+
+    def _settle(self, tag: int, multiple: bool, ok: bool) -> None:
+        if not multiple:
+            if self._pending.pop(tag, False) is None:
+                self._outcomes[tag] = ok
+            return
+        for number in list(self._pending):
+            if number > tag:
+                break
+            del self._pending[number]
+            self._outcomes[number] = ok
+
+    def settled(self, numbers: Sequence[int]) -> bool:
+        """Every one of numbers confirmed or refused."""
+        return all(number in self._outcomes for number in numbers)
+
+    def take(self, number: int) -> bool | None:
+        """Forget a publish: True confirmed, False refused, None not settled (yet)."""
+        self._pending.pop(number, None)
+        return self._outcomes.pop(number, None)
+
+
+class _Link:
+    """One connection and its confirm-mode channel, with what was declared on it."""
+
+    def __init__(self, connection: kombu.Connection, settings: RabbitSettings) -> None:
+        self.connection = connection
+        self._settings = settings
+        self._declared: set[tuple[str, str]] = set()
+        self._confirming(connection.channel())
+
+    def _confirming(self, channel: Any) -> None:
+        """Put channel in confirm mode: its publishes are numbered from 1."""
+        self.confirms = Confirms()
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self.confirms.on_ack)
+        channel.events["basic_nack"].add(self.confirms.on_nack)
+        self.channel = channel
+        self.producer = kombu.Producer(channel, auto_declare=False)
+
+    def declare(self, targets: set[tuple[str, str]]) -> None:
+        """Declare (exchange, routing key) targets as the driver does before a publish:
+        the exchange and a default queue named after the routing key."""
+        new = targets - self._declared
+        if not new:
+            return
+        channel, _ = rabbit.declare(self.connection, self.channel, self._settings,
+                                    [(exchange_name, routing_key, None)
+                                     for exchange_name, routing_key in sorted(new)])
+        if channel is not self.channel:
+            self._confirming(channel)  # the old channel was closed by the refusal
+        self._declared |= new
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Publishes inside are queued by the kernel and leave in full TCP segments (Linux
+        TCP_CORK), not one segment (and one RabbitMQ read) per message."""
+        sock = getattr(socket, "TCP_CORK", None) and self.connection.connection.sock
+        if not sock:
+            yield
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        try:
+            yield
+        finally:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+
+    def publish(self, exchange_name: str, routing_key: str, body: bytes) -> int:
+        """Publish one body; its publish number."""
+        number = self.confirms.publishing()
+        self.producer.publish(body, exchange=exchange_name, routing_key=routing_key,
+                              content_type=wire.CONTENT_TYPE,
+                              content_encoding=wire.CONTENT_ENCODING,
+                              compression=self._settings.compression)
+        return number
+
+    def await_confirms(self, numbers: Sequence[int], cancel: threading.Event) -> None:
+        """Read confirms until numbers are settled, CONFIRM_TIMEOUT passed or cancel is set."""
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        while not self.confirms.settled(numbers):
+            left = deadline - time.monotonic()
+            if left <= 0 or cancel.is_set():
+                return
+            try:
+                self.connection.drain_events(timeout=min(CONFIRM_SLICE, left))
+            except socket.timeout:
+                self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Send a heartbeat when one is due; read what came (heartbeats, late confirms)."""
+        self.connection.heartbeat_check(rate=self._settings.heartbeat_rate)
+        try:
+            self.connection.drain_events(timeout=0.001)
+        except socket.timeout:
+            pass
+
+
 class RabbitSink:
     """Publishes notifications on RabbitMQ, a batch per confirm wait.
 
-    Each notification is sent as the rabbit driver sends one (exchange and
-    default queue declared, same envelope and properties). RabbitMQ numbers
-    a channel's publishes in confirm mode; the sink publishes the whole
-    batch, then reads the confirms. Any connection failure fails the
-    unconfirmed rest of the attempt as retriable and starts the next
-    attempt on a new connection.
+    Any connection failure fails the unconfirmed rest of the attempt as
+    retriable and the next attempt starts on a new connection; connecting
+    is tried once per attempt, so the pump's retry loop (with its backoff,
+    backpressure and cancellation) does the waiting. Between attempts a
+    thread keeps the connection's heartbeats.
     """
 
-    def __init__(self, transport: oslo_messaging.Transport) -> None:
-        self._driver = oslo_compat.rabbit_driver(transport)
-        self._connection: Any = None
-        self._channel: Any = None
-        self._published = 0  # publishes on self._channel since confirm.select
-        self._unconfirmed: set[int] = set()  # publish numbers of this attempt not confirmed
-        self._outcomes: dict[int, bool] = {}  # publish number -> confirmed (True) or nacked
+    def __init__(self, transport: oslo_messaging.Transport,
+                 connect: Callable[..., kombu.Connection | None] = rabbit.connect) -> None:
+        self._settings = RabbitSettings.from_transport(transport)
+        self._default_exchange: str = transport.conf.control_exchange
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._link: _Link | None = None
+        self._closed = threading.Event()
+        self._heartbeats: threading.Thread | None = None
 
     def attempt(self, records: Sequence[LocalNotification],
                 cancel: threading.Event | None = None) -> list[DeliveryFailure | None]:
-        """None where RabbitMQ confirmed the notification."""
+        """None where RabbitMQ confirmed the notification; stops waiting once cancel is set."""
+        cancel = cancel or threading.Event()
         # Nothing counts as delivered until RabbitMQ confirmed it.
         unsent = LocalPublishError("not sent: the RabbitMQ connection failed", retriable=True)
         outcomes: list[DeliveryFailure | None] = [unsent] * len(records)
         numbers: dict[int, int] = {}  # index -> publish number
-        failed = False
-        try:
-            connection = self._connection or self._connect()
-            with oslo_compat.connection_lock(connection):
-                self._confirming_channel(connection)
-                for index, record in enumerate(records):
-                    try:
-                        body = self._body(record)
-                    except (TypeError, ValueError) as exc:
-                        outcomes[index] = LocalPublishError(
-                            f"notification cannot be serialized: {exc}", retriable=False)
-                        continue
-                    self._published += 1
-                    numbers[index] = self._published
-                    self._unconfirmed.add(self._published)
-                    oslo_compat.publish_notification(self._driver, connection, record.target,
-                                                     body)
-                self._await_confirms(connection, set(numbers.values()), cancel)
-        except Exception as exc:  # noqa: BLE001 - the connection is done for; start over
-            LOG.warning("reverse: publishing to RabbitMQ failed (%s); reconnecting", exc)
-            failed = True
-        stopping = cancel is not None and cancel.is_set()
-        for index, number in numbers.items():
-            self._unconfirmed.discard(number)
-            confirmed = self._outcomes.pop(number, None)
-            if confirmed:
-                outcomes[index] = None
-            elif confirmed is None:
-                outcomes[index] = LocalPublishError(
-                    f"RabbitMQ did not confirm the notification "
-                    f"{'before shutdown' if stopping else 'in time'}", retriable=True)
-            else:
-                outcomes[index] = LocalPublishError("RabbitMQ refused the notification (nack)",
-                                                    retriable=True)
-        if failed:
-            self.close()
+        with self._lock:
+            link = self._link
+            if link is None:
+                try:
+                    link = self._open(cancel)
+                except Exception as exc:  # noqa: BLE001 - the pump retries, and logs once
+                    return [LocalPublishError(f"RabbitMQ unreachable: {exc}", retriable=True)
+                            ] * len(records)
+                if link is None:
+                    return outcomes
+            try:
+                link.declare({(record.target.exchange or self._default_exchange,
+                               record.target.topic) for record in records})
+                with link.corked():
+                    for index, record in enumerate(records):
+                        try:
+                            body = wire.encode(record.ctxt, record.message)
+                        except (TypeError, ValueError) as exc:
+                            outcomes[index] = LocalPublishError(
+                                f"notification cannot be serialized: {exc}", retriable=False)
+                            continue
+                        numbers[index] = link.publish(
+                            record.target.exchange or self._default_exchange,
+                            record.target.topic, body)
+                link.await_confirms(list(numbers.values()), cancel)
+                failed = False
+            except Exception as exc:  # noqa: BLE001 - the connection is done for; start over
+                LOG.warning("reverse: publishing to RabbitMQ failed (%s); reconnecting", exc)
+                failed = True
+            for index, number in numbers.items():
+                outcomes[index] = self._outcome(link.confirms.take(number), cancel)
+            if failed:
+                self._drop_link()
         return outcomes
 
     @staticmethod
-    def _body(record: LocalNotification) -> Any:
-        """The message as the rabbit driver sends a notification (messagingv2)."""
-        return oslo_compat.notification_body(record.message, record.ctxt)
+    def _outcome(confirmed: bool | None, cancel: threading.Event) -> DeliveryFailure | None:
+        if confirmed:
+            return None
+        if confirmed is None:
+            return LocalPublishError(
+                f"RabbitMQ did not confirm the notification "
+                f"{'before shutdown' if cancel.is_set() else 'in time'}", retriable=True)
+        return LocalPublishError("RabbitMQ refused the notification (nack)", retriable=True)
 
     def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        self._unconfirmed.clear()
-        self._outcomes.clear()
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception as exc:  # noqa: BLE001
-                LOG.debug("reverse: closing the RabbitMQ connection: %s", exc)
+        """Stop the heartbeats and close the connection. Safe to call twice."""
+        self._closed.set()
+        if self._heartbeats is not None:
+            self._heartbeats.join()
+        with self._lock:
+            self._drop_link()
 
-    def _connect(self) -> Any:
-        self._connection = oslo_compat.rabbit_connection(self._driver, oslo_compat.PURPOSE_SEND)
-        return self._connection
+    def _open(self, cancel: threading.Event) -> _Link | None:
+        """A new link; None if cancelled; raises if RabbitMQ cannot be reached."""
+        connection = self._connect(self._settings, _PURPOSE, cancel, retry=False)
+        if connection is None:
+            return None
+        try:
+            self._link = _Link(connection, self._settings)
+        except Exception:
+            rabbit.close(connection, _PURPOSE)
+            raise
+        if self._heartbeats is None and self._settings.heartbeat > 0:
+            self._heartbeats = threading.Thread(target=self._keep_alive,
+                                                name="reverse-rabbitmq-heartbeat", daemon=True)
+            self._heartbeats.start()
+        return self._link
 
-    def _confirming_channel(self, connection: Any) -> Any:
-        channel = connection.channel
-        if channel is not self._channel:
-            # A new channel (first use, or the driver reconnected): confirm
-            # mode numbers its publishes from 1.
-            # Publish without waiting for each confirm (the connection is
-            # ours alone); confirms are read as events while draining.
-            amqp_compat.publish_without_waiting(
-                channel, lambda tag, multiple, ok: self._confirmed(channel, tag, multiple, ok))
-            self._channel, self._published = channel, 0
-            self._unconfirmed.clear()
-            self._outcomes.clear()
-        return channel
+    def _drop_link(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            rabbit.close(link.connection, _PURPOSE)
 
-    def _confirmed(self, channel: Any, tag: int, multiple: bool, ok: bool) -> None:
-        if channel is not self._channel:
-            return
-        done = [n for n in self._unconfirmed if n <= tag] if multiple else (
-            [tag] if tag in self._unconfirmed else [])
-        for number in done:
-            self._unconfirmed.discard(number)
-            self._outcomes[number] = ok
-
-    def _await_confirms(self, connection: Any, numbers: set[int],
-                        cancel: threading.Event | None) -> None:
-        deadline = time.monotonic() + CONFIRM_TIMEOUT
-        while any(number not in self._outcomes for number in numbers):
-            left = deadline - time.monotonic()
-            if left <= 0 or (cancel is not None and cancel.is_set()):
-                return
-            try:
-                oslo_compat.drain_events(connection, min(CONFIRM_SLICE, left))
-            except socket.timeout:
-                pass
+    def _keep_alive(self) -> None:
+        """Heartbeats while no attempt uses the connection, as the rabbit driver's
+        sending connections have them (every heartbeat_timeout_threshold / rate / 2 s)."""
+        interval = self._settings.heartbeat / self._settings.heartbeat_rate / 2
+        while not self._closed.wait(interval):
+            with self._lock:
+                if self._link is None:
+                    continue
+                try:
+                    self._link.heartbeat()
+                except Exception as exc:  # noqa: BLE001 - the next attempt reconnects
+                    LOG.info("reverse: RabbitMQ connection lost while idle (%s)", exc)
+                    self._drop_link()

@@ -17,13 +17,13 @@ import dataclasses
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import kombu
 import oslo_messaging
 
+from kafka_bridge.deadline import Deadline
 from kafka_bridge.errors import DeliveryFailure
 from kafka_bridge.rabbit import connection as rabbit
 from kafka_bridge.rabbit import wire
@@ -155,13 +155,10 @@ class _Link:
 
     def await_confirms(self, numbers: Sequence[int], cancel: threading.Event) -> None:
         """Read confirms until numbers are settled, CONFIRM_TIMEOUT passed or cancel is set."""
-        deadline = time.monotonic() + CONFIRM_TIMEOUT
-        while not self.confirms.settled(numbers):
-            left = deadline - time.monotonic()
-            if left <= 0 or cancel.is_set():
-                return
+        deadline = Deadline(CONFIRM_TIMEOUT)
+        while not self.confirms.settled(numbers) and not deadline.over(cancel):
             try:
-                self.connection.drain_events(timeout=min(CONFIRM_SLICE, left))
+                self.connection.drain_events(timeout=deadline.slice(CONFIRM_SLICE))
             except socket.timeout:
                 self.heartbeat()
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import kombu
 import oslo_messaging
 
+from kafka_bridge.deadline import Deadline
 from kafka_bridge.notification import notification_time
 from kafka_bridge.pump.protocols import BatchHandler
 from kafka_bridge.rabbit import connection as rabbit
@@ -208,10 +208,10 @@ class RabbitNotificationSource:
 
     def _next_batch(self) -> list[RabbitNotification]:
         if not self._received:
-            if not self._drain(time.monotonic() + IDLE_WAIT):
+            if not self._drain(Deadline(IDLE_WAIT)):
                 self._heartbeat()
                 return []
-        deadline = time.monotonic() + self._batch_timeout
+        deadline = Deadline(self._batch_timeout)
         while len(self._received) < self._batch_size and self._drain(deadline):
             pass
         self._heartbeat()
@@ -219,11 +219,11 @@ class RabbitNotificationSource:
         del self._received[:self._batch_size]
         return taken
 
-    def _drain(self, deadline: float) -> bool:
+    def _drain(self, deadline: Deadline) -> bool:
         """Process what RabbitMQ sent, waiting until deadline at most; False if nothing."""
         assert self._connection is not None
         try:
-            self._connection.drain_events(timeout=max(0.0, deadline - time.monotonic()))
+            self._connection.drain_events(timeout=deadline.left())
         except (socket.timeout, BlockingIOError):
             return False
         return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import urllib.request
+from typing import NamedTuple
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -34,14 +35,23 @@ def healthz_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/healthz"
 
 
-def read_conf(argv: list[str]) -> cfg.ConfigOpts:
-    """The daemon's options parsed from argv and the default files; raises cfg.Error."""
+class MetricsEndpoint(NamedTuple):
+    """The [metrics] options of a configuration."""
+
+    enabled: bool
+    host: str
+    port: int
+
+
+def configured_endpoint(argv: list[str]) -> MetricsEndpoint:
+    """[metrics] as the daemon started with argv reads it; raises cfg.Error."""
     conf = cfg.ConfigOpts()
     # the daemon's command-line options (--debug, --log-file, ...) must parse here too
     logging.register_options(conf)
     options.register(conf)
     conf(argv, project="kafka-bridge", prog="kafka-bridge")
-    return conf
+    # values are converted (and refused) when read
+    return MetricsEndpoint(conf.metrics.enabled, conf.metrics.host, conf.metrics.port)
 
 
 def probe(url: str) -> None:
@@ -55,16 +65,16 @@ def probe(url: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Probe the configured /healthz once; 0 healthy, 1 unhealthy with the reason on stderr."""
     try:
-        conf = read_conf(sys.argv[1:] if argv is None else argv)
+        endpoint = configured_endpoint(sys.argv[1:] if argv is None else argv)
     except cfg.Error as exc:
         print(f"kafka-bridge healthcheck: configuration: {exc}", file=sys.stderr)
         return 1
-    if not conf.metrics.enabled:
+    if not endpoint.enabled:
         print("kafka-bridge healthcheck: [metrics] enabled = false, so there is no /healthz "
               "to probe; enable it or run the container with --no-healthcheck",
               file=sys.stderr)
         return 1
-    url = healthz_url(conf.metrics.host, conf.metrics.port)
+    url = healthz_url(endpoint.host, endpoint.port)
     try:
         probe(url)
     except OSError as exc:

@@ -116,6 +116,11 @@ class Monitored:
             "reverse": {"kafka_topics": self.reverse_topic, "group": "monitored"}}).start()
         self.prometheus = PrometheusServer(directory / "prometheus",
                                            [f"127.0.0.1:{self.bridge.metrics_port}"], rules)
+        # Counters must be seen at zero before the traffic: increase() does not count
+        # what happened before a series' first sample (the first scrape comes up to 5 s
+        # after Prometheus starts, when its target discovery first reports).
+        wait_until(lambda: self.prometheus.query(f'up{{job="{JOB}"}} == 1'), 60,
+                   "Prometheus' first scrape of the bridge")
 
     def close(self) -> None:
         self.prometheus.close()
@@ -206,8 +211,9 @@ def test_every_alert_expression_runs_and_its_selectors_return_series(
 
 def test_dead_letter_alert_fires_after_a_poison_message(monitored: Monitored) -> None:
     wait_until(lambda: monitored.prometheus.firing("KafkaBridgeDeadLetters"), 60,
-               lambda: "KafkaBridgeDeadLetters to fire: " + json.dumps(monitored.prometheus.query(
-                   'kafka_bridge_notifications_total{event="dead_lettered"}[10m]')))
+               lambda: "KafkaBridgeDeadLetters to fire; dead letters scraped: " + json.dumps(
+                   monitored.prometheus.query('kafka_bridge_notifications_total'
+                                              '{event="dead_lettered"}[10m]'))[:3000])
     assert [a["direction"] for a in monitored.prometheus.firing("KafkaBridgeDeadLetters")] == [
         "forward"]
 

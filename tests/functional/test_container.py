@@ -108,7 +108,8 @@ def image(engine: None) -> str:
 
 
 class BridgeContainer(BridgeProcess):
-    """The daemon in a container of the image: host network, configuration read-only.
+    """The daemon in a container of the image: host network, configuration and root
+    file system read-only, no capabilities.
 
     The configuration directory is mounted at /etc/kafka-bridge, so the image's
     default command reads kafka-bridge.conf from it.
@@ -130,6 +131,9 @@ class BridgeContainer(BridgeProcess):
         else:
             docker("run", "--detach", "--name", self.name, "--network", "host",
                    "--volume", f"{self.config.parent}:/etc/kafka-bridge:ro",
+                   # as etc/kubernetes/kafka-bridge-sidecar.yaml runs it
+                   "--read-only", "--cap-drop", "ALL",
+                   "--security-opt", "no-new-privileges",
                    # the image's HEALTHCHECK, probed every second instead of 30
                    "--health-interval", "1s", "--health-start-period", "60s", self.image)
         return self

@@ -4,7 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit functional lint benchmark clean
+VERSION := $(shell sed -n 's/^version *= *//p' setup.cfg)
+# `make image`: the daemon's container image. Another base or engine settings:
+#   make image BASE_IMAGE=registry.example.com/python:3.11-slim DOCKER_BUILD_FLAGS=--pull
+BASE_IMAGE ?= python:3.11-slim
+IMAGE ?= kafka-bridge:$(VERSION)
+DOCKER_BUILD_FLAGS ?=
+
+.PHONY: demo test unit functional lint benchmark image clean
 
 demo: $(STAMP)
 	$(VENV)/bin/python tools/demo.py
@@ -30,6 +37,10 @@ lint: $(STAMP)
 benchmark: $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[benchmark]'
 	$(VENV)/bin/python tools/benchmark.py
+
+image:
+	docker build $(DOCKER_BUILD_FLAGS) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	    --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 $(STAMP): setup.cfg pyproject.toml devenv/setup.cfg tools/install-system-packages.sh
 	tools/install-system-packages.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages kafka-bridge's demo and tests need, if missing:
 # a JDK/JRE and Maven (Kafka is assembled from Maven Central), Debian's
-# rabbitmq-server, openssl (devenv's TLS certificates) and python3-venv.
+# rabbitmq-server, openssl (devenv's TLS certificates), python3-venv, and for
+# the image and monitoring tests a container engine (docker.io), debootstrap
+# (their local Debian base image) and prometheus (the server and promtool).
 set -euo pipefail
 
 missing=()
@@ -10,6 +12,9 @@ command -v mvn >/dev/null || missing+=(maven)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 command -v openssl >/dev/null || missing+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v prometheus >/dev/null || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -23,8 +28,13 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts the system RabbitMQ on install; kafka-bridge's devenv runs
-# its own private node and does not need it.
-if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
-    $sudo service rabbitmq-server stop >/dev/null 2>&1 || true
-fi
+# Debian starts system services on install where it can; the tests run their
+# own RabbitMQ node and Prometheus, and start dockerd with their own settings.
+stop_if_installed_now() {  # package service
+    if [[ " ${missing[*]} " == *" $1 "* ]]; then
+        $sudo service "$2" stop >/dev/null 2>&1 || true
+    fi
+}
+stop_if_installed_now rabbitmq-server rabbitmq-server
+stop_if_installed_now prometheus prometheus
+stop_if_installed_now docker.io docker

@@ -10,6 +10,7 @@ import configparser
 import fnmatch
 import http.server
 import json
+import os
 import re
 import shlex
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kafka_bridge.daemon import options
+from kafka_bridge.daemon import healthcheck, options
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "kafka-bridge.service"
@@ -257,10 +258,52 @@ def instruction(dockerfile: list[tuple[str, str]], word: str) -> str:
     return found[-1]
 
 
-def test_dockerfile_base_image_is_slim_python(dockerfile: list[tuple[str, str]]) -> None:
-    images = [args.split()[0] for word, args in dockerfile if word == "FROM"]
+def build_args(dockerfile: list[tuple[str, str]]) -> dict[str, str]:
+    """ARG name -> default value (the last one of each name)."""
+    args = {}
+    for word, rest in dockerfile:
+        if word == "ARG":
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip().strip('"')
+    return args
+
+
+def test_dockerfile_base_image_is_a_build_argument_defaulting_to_slim_python(
+        dockerfile: list[tuple[str, str]]) -> None:
+    default = build_args(dockerfile).get("BASE_IMAGE")
+    assert default, "no ARG BASE_IMAGE=<default> before the first FROM"
     assert re.fullmatch(r"(docker\.io/(library/)?)?python:3\.\d+-slim(-[a-z]+)?(@sha256:\w+)?",
-                        images[-1]), images[-1]
+                        default), default
+    # every stage starts from it: the tests build on a local Debian base through it
+    images = [args.split()[0] for word, args in dockerfile if word == "FROM"]
+    assert set(images) == {"${BASE_IMAGE}"}, images
+
+
+def test_dockerfile_installs_into_a_virtualenv_first_on_path(
+        dockerfile: list[tuple[str, str]]) -> None:
+    runs = " ".join(args for word, args in dockerfile if word == "RUN")
+    venv = re.search(r"python3 -m venv (/\S+)", runs)
+    assert venv, "no `python3 -m venv <dir>` in a RUN"
+    assert f"{venv.group(1)}/bin/pip install" in runs
+    path = [args for word, args in dockerfile if word == "ENV" and "PATH=" in args]
+    assert path and f"PATH={venv.group(1)}/bin:" in path[-1], "the virtualenv is not on PATH"
+    # the sources copied for the install do not stay in the image
+    source = next(dest for sources, dest in dockerfile_copies(DOCKERFILE.read_text())
+                  if "setup.cfg" in sources)
+    assert f"rm -rf {source.rstrip('/')}" in runs
+
+
+def test_dockerfile_has_the_oci_labels_and_the_package_version(
+        dockerfile: list[tuple[str, str]]) -> None:
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.\w+)="([^"]*)"',
+                             " ".join(args for word, args in dockerfile if word == "LABEL")))
+    assert {"title", "description", "version", "licenses"} <= {
+        key.rsplit(".", 1)[1] for key in labels}
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(REPO / "setup.cfg")
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert build_args(dockerfile)["VERSION"] == cfg["metadata"]["version"]
+    assert labels["org.opencontainers.image.licenses"] == cfg["metadata"]["license"]
 
 
 def dockerignore_patterns() -> list[str]:
@@ -332,14 +375,24 @@ def test_dockerfile_entrypoint_is_the_console_script(dockerfile: list[tuple[str,
     assert exec_form(instruction(dockerfile, "CMD")) == ["--config-file", CONFIG_FILE]
 
 
-def test_dockerfile_exposes_and_probes_the_metrics_port(
+def test_dockerfile_exposes_the_default_metrics_port(
         dockerfile: list[tuple[str, str]]) -> None:
     port = option_default(options.METRICS_OPTS, "port")
     assert str(port) in instruction(dockerfile, "EXPOSE").split()
+
+
+def healthcheck_command(dockerfile: list[tuple[str, str]]) -> list[str]:
     healthcheck = instruction(dockerfile, "HEALTHCHECK")
-    assert re.search(rf"http://(127\.0\.0\.1|localhost):{port}/healthz\b", healthcheck), healthcheck
+    return exec_form(healthcheck[healthcheck.index("CMD ") + 4:].strip())
+
+
+def test_dockerfile_healthcheck_reads_the_configuration_the_daemon_reads(
+        dockerfile: list[tuple[str, str]]) -> None:
+    command = healthcheck_command(dockerfile)
+    assert command[:3] == ["python", "-m", "kafka_bridge.daemon.healthcheck"]
+    assert command[3:] == exec_form(instruction(dockerfile, "CMD"))
     # slim images have no curl or wget
-    assert not re.search(r"\b(curl|wget)\b", healthcheck)
+    assert not re.search(r"\b(curl|wget)\b", instruction(dockerfile, "HEALTHCHECK"))
 
 
 class _Probe(http.server.BaseHTTPRequestHandler):
@@ -363,37 +416,85 @@ def probe_server() -> Iterator[http.server.HTTPServer]:
     server.server_close()
 
 
-def healthcheck_command(dockerfile: list[tuple[str, str]], port: int) -> list[str]:
-    healthcheck = instruction(dockerfile, "HEALTHCHECK")
-    command = exec_form(healthcheck[healthcheck.index("CMD ") + 4:].strip())
-    assert command[0] == "python"
-    metrics_port = option_default(options.METRICS_OPTS, "port")
-    return [sys.executable] + [arg.replace(f":{metrics_port}/", f":{port}/")
-                               for arg in command[1:]]
+def run_healthcheck(dockerfile: list[tuple[str, str]], config: Path,
+                    env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK command with this interpreter and config standing in."""
+    command = [sys.executable] + [str(config) if arg == CONFIG_FILE else arg
+                                  for arg in healthcheck_command(dockerfile)[1:]]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    return subprocess.run(command, capture_output=True, text=True, timeout=30,
+                          env=environment | (env or {}), cwd=config.parent)
+
+
+def metrics_config(tmp_path: Path, text: str) -> Path:
+    config = tmp_path / "kafka-bridge.conf"
+    config.write_text(text)
+    return config
 
 
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
-def test_dockerfile_healthcheck_command_follows_the_status(
+def test_healthcheck_follows_the_status_on_the_configured_port(
         dockerfile: list[tuple[str, str]], probe_server: http.server.HTTPServer,
-        monkeypatch: pytest.MonkeyPatch, status: int, healthy: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, status: int, healthy: bool) -> None:
     monkeypatch.setattr(_Probe, "status", status)
-    command = healthcheck_command(dockerfile, probe_server.server_address[1])
-    result = subprocess.run(command, capture_output=True, timeout=30)
+    port = probe_server.server_address[1]
+    assert port != option_default(options.METRICS_OPTS, "port")
+    # a wildcard listen address is probed on the loopback
+    config = metrics_config(tmp_path, f"[metrics]\nhost = 0.0.0.0\nport = {port}\n")
+    result = run_healthcheck(dockerfile, config)
     assert (result.returncode == 0) is healthy, result.stderr
+    if not healthy:
+        assert f"http://127.0.0.1:{port}/healthz" in result.stderr
+        assert "503" in result.stderr
 
 
-def test_dockerfile_healthcheck_fails_when_nothing_listens(
-        dockerfile: list[tuple[str, str]], probe_server: http.server.HTTPServer) -> None:
+def test_healthcheck_follows_a_port_set_in_the_environment(
+        dockerfile: list[tuple[str, str]], probe_server: http.server.HTTPServer,
+        tmp_path: Path) -> None:
+    config = metrics_config(tmp_path, "[metrics]\nport = 1\n")
+    port = str(probe_server.server_address[1])
+    assert run_healthcheck(dockerfile, config, {"OS_METRICS__PORT": port}).returncode == 0
+
+
+def test_healthcheck_fails_when_nothing_listens(
+        dockerfile: list[tuple[str, str]], probe_server: http.server.HTTPServer,
+        tmp_path: Path) -> None:
     port = probe_server.server_address[1]
     probe_server.shutdown()
     probe_server.server_close()
-    result = subprocess.run(healthcheck_command(dockerfile, port), capture_output=True,
-                            timeout=30)
-    assert result.returncode != 0
+    result = run_healthcheck(dockerfile, metrics_config(tmp_path, f"[metrics]\nport = {port}\n"))
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}/healthz" in result.stderr
+
+
+def test_healthcheck_fails_with_the_reason_when_metrics_are_disabled(
+        dockerfile: list[tuple[str, str]], tmp_path: Path) -> None:
+    result = run_healthcheck(dockerfile, metrics_config(tmp_path, "[metrics]\nenabled = false\n"))
+    assert result.returncode == 1
+    assert "[metrics] enabled = false" in result.stderr
+
+
+def test_healthcheck_fails_with_the_reason_on_a_bad_configuration(
+        dockerfile: list[tuple[str, str]], tmp_path: Path) -> None:
+    result = run_healthcheck(dockerfile, metrics_config(tmp_path, "[metrics]\nport = nine\n"))
+    assert result.returncode == 1
+    assert "port" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("host", "url"), [
+    ("0.0.0.0", "http://127.0.0.1:9464/healthz"),
+    ("::", "http://[::1]:9464/healthz"),
+    ("10.1.2.3", "http://10.1.2.3:9464/healthz"),
+    ("fd00::5", "http://[fd00::5]:9464/healthz"),
+])
+def test_healthcheck_probes_a_wildcard_address_on_the_loopback(host: str, url: str) -> None:
+    assert healthcheck.healthz_url(host, 9464) == url
 
 
 def test_dockerignore_drops_local_state() -> None:
     patterns = dockerignore_patterns()
     for path in (".git", ".venv", ".tox", ".pytest_cache", "kafka_bridge/__pycache__",
-                 "kafka_bridge/daemon/cli.pyc", "kafka_bridge.egg-info", "build", "dist"):
+                 "kafka_bridge/daemon/cli.pyc", "kafka_bridge.egg-info", "build", "dist",
+                 # development and test tooling stays out of the image
+                 "devenv", "tests", "tools", "benchmarks"):
         assert is_dockerignored(path, patterns), path

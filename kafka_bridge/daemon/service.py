@@ -11,7 +11,7 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_service import service, systemd
 
-from kafka_bridge.daemon.config import kafka_settings, parse_start_from
+from kafka_bridge.daemon.config import kafka_settings, parse_start_from, topic_template
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
@@ -73,7 +73,7 @@ class BridgeService(service.Service):
             self._closers.append(kafka_sink.close)
             kafka_sink.connect()
             route = ForwardRoute(
-                settings, conf.forward.topic_template,
+                settings, topic_template(conf),
                 EventFilter(conf.forward.include_event_types, conf.forward.exclude_event_types),
                 conf.forward.output_format, conf.forward.dead_letter_topic)
             self._run("forward", RabbitNotificationSource(

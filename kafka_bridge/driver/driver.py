@@ -68,7 +68,7 @@ class KafkaNotifyDriver(BaseDriver):
         return envelope.OutgoingRecord(
             topic=envelope.kafka_topic(target.topic, None, self.settings.virtual_host),
             value=envelope.encode(ctxt, message),
-            key=envelope.record_key(message, self.settings.record_key_field),
+            key=envelope.record_key(message, self.settings.record_key_path),
             headers=envelope.headers_for(message))
 
     def send_notification(self, target: oslo_messaging.Target, ctxt: Any,

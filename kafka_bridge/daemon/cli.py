@@ -44,14 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     from oslo_config import cfg
     from oslo_log import log as logging
 
-    from kafka_bridge.daemon.config import (BridgeConfigError, check_values, make_conf,
-                                            unread_options, validate)
+    from kafka_bridge.daemon.config import (BridgeConfigError, bound_exit, check_values,
+                                            make_conf, unread_options, validate)
     try:
         conf = make_conf(argv)
         check_values(conf)
     except (cfg.Error, BridgeConfigError) as exc:
         print(f"kafka-bridge: configuration error: {exc}", file=sys.stderr)
         return 2
+    bound_exit(conf)
     logging.setup(conf, "kafka-bridge")
     log = logging.getLogger("kafka_bridge.daemon.config")
     for warning in unread_options(conf):

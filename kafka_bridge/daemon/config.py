@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import math
 import os
 from collections.abc import Iterator, Sequence
 
 import oslo_messaging
 from oslo_config import cfg, types
 from oslo_log import log as logging
+from oslo_service import service as oslo_service
 
 from kafka_bridge.daemon import options
 from kafka_bridge.kafka import options as kafka_options
@@ -70,8 +72,18 @@ def make_conf(argv: Sequence[str]) -> cfg.ConfigOpts:
     # batch, not per record (measured: tools/profile_bridge.py).
     conf.set_default("linger_ms", DAEMON_LINGER_MS, group=kafka_options.GROUP)
     conf.set_default("batch_size", DAEMON_BATCH_SIZE, group=kafka_options.GROUP)
+    for group, opts in oslo_service.list_opts():
+        conf.register_opts(opts, group=group)
     conf(list(argv), project="kafka-bridge", prog="kafka-bridge")
     return conf
+
+
+def bound_exit(conf: cfg.ConfigOpts) -> None:
+    """Make oslo.service's graceful_shutdown_timeout (cotyledon's last resort: it ends a
+    worker still stopping with status 1) default to shutdown_timeout + 2 s, the bound
+    the daemon promises, instead of 60 s. Call after check_values."""
+    conf.set_default("graceful_shutdown_timeout",
+                     math.ceil(conf.kafka_bridge.shutdown_timeout) + 2)
 
 
 def kafka_settings(conf: cfg.ConfigOpts) -> KafkaSettings:

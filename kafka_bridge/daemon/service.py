@@ -13,6 +13,7 @@ from oslo_service import service, systemd
 
 from kafka_bridge.daemon.config import kafka_settings, parse_start_from, topic_template
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
+from kafka_bridge.daemon.shutdown import finish_within
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
 from kafka_bridge.kafka.errors import KafkaBridgeError
@@ -33,6 +34,12 @@ LOG = logging.getLogger(__name__)
 #: seconds between connection checks while Kafka refuses our credentials
 AUTH_RETRY_INTERVAL = 30.0
 
+#: seconds a source gets after shutdown_timeout to hand back what it held
+STOP_GRACE = 0.5
+
+#: seconds for committing offsets and closing connections once the sources stopped
+RELEASE_TIMEOUT = 1.0
+
 
 class BridgeService(service.Service):
     """Runs the configured directions; ready once both sides are connected."""
@@ -41,8 +48,8 @@ class BridgeService(service.Service):
         super().__init__()
         self.conf = conf
         self.pumps: dict[str, Pump[Any, Any]] = {}
-        self._sources: list[Source[Any]] = []
-        self._closers: list[Callable[[], None]] = []
+        self._sources: list[tuple[str, Source[Any]]] = []
+        self._closers: list[tuple[str, Callable[[], None]]] = []
         self._local: oslo_messaging.Transport | None = None
         self._stopping = threading.Event()
         self._ready = False
@@ -65,12 +72,12 @@ class BridgeService(service.Service):
             subscription = Subscription(settings, conf.reverse.kafka_topics, conf.reverse.group,
                                         parse_start_from(conf.reverse.start_from))
             rabbit_sink = RabbitSink(self._local)
-            self._closers.append(rabbit_sink.close)
+            self._closers.append(("closing the RabbitMQ publisher", rabbit_sink.close))
             self._run("reverse", KafkaSource(subscription, *batch),
                       ReverseRoute(conf.reverse.exchange), rabbit_sink)
         if mode in ("forward", "both"):
             kafka_sink = KafkaSink(settings)
-            self._closers.append(kafka_sink.close)
+            self._closers.append(("closing the Kafka producer", kafka_sink.close))
             kafka_sink.connect()
             route = ForwardRoute(
                 settings, topic_template(conf),
@@ -101,7 +108,7 @@ class BridgeService(service.Service):
 
     def _lag(self) -> dict[tuple[str, int], int]:
         lag: dict[tuple[str, int], int] = {}
-        for source in self._sources:
+        for _, source in self._sources:
             if isinstance(source, KafkaSource):
                 lag.update(source.lag())
         return lag
@@ -135,34 +142,39 @@ class BridgeService(service.Service):
         pump: Pump[Message, Record] = Pump(name, route, sink, latency)
         self.pumps[name] = pump
         # Registered first: stop() must reach a source still connecting.
-        self._sources.append(source)
+        self._sources.append((name, source))
         source.start(pump.handle)
 
     def stop(self, graceful: bool = False) -> None:
         """Stop taking messages, settle those in flight, release; bounded in time.
 
         In-flight messages get shutdown_timeout seconds to be confirmed;
-        then they go back to their sources. Safe to call twice; start() may
+        then they go back to their sources. Returns within shutdown_timeout
+        + STOP_GRACE + RELEASE_TIMEOUT seconds whatever is down: a source or
+        connection that does not finish in time is left behind (see
+        kafka_bridge.daemon.shutdown). Safe to call twice; start() may
         follow (SIGHUP restarts the service with the reloaded configuration).
         """
         self._stopping.set()
         self._ready = False
-        if not self._sources and self._local is None:
-            return
-        give_up = threading.Timer(self.conf.kafka_bridge.shutdown_timeout, self._give_up)
-        give_up.daemon = True
-        give_up.start()
-        for source in self._sources:
-            source.stop()
-        give_up.cancel()
-        for source in self._sources:
-            source.cleanup()
-        for close in self._closers:
-            close()
-        if self._local is not None:
-            self._local.cleanup()
+        sources, closers, local = self._sources, self._closers, self._local
         self._sources, self._closers, self._local = [], [], None
-        LOG.info("kafka-bridge stopped: %s", {n: vars(p.stats) for n, p in self.pumps.items()})
+        if sources or local is not None:
+            give_up = threading.Timer(self.conf.kafka_bridge.shutdown_timeout, self._give_up)
+            give_up.daemon = True
+            give_up.start()
+            finish_within([(f"stopping the {name} source", source.stop)
+                           for name, source in sources],
+                          self.conf.kafka_bridge.shutdown_timeout + STOP_GRACE)
+            give_up.cancel()
+            releases = [(f"releasing the {name} source", source.cleanup)
+                        for name, source in sources]
+            releases += closers
+            if local is not None:
+                releases.append(("closing the local transport", local.cleanup))
+            finish_within(releases, RELEASE_TIMEOUT)
+            LOG.info("kafka-bridge stopped: %s",
+                     {n: vars(p.stats) for n, p in self.pumps.items()})
         super().stop(graceful)
 
     def _give_up(self) -> None:

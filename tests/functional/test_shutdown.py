@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import kafka_bridge_devenv as devenv
 from kafka_bridge_devenv.brokers import Brokers, DevenvBrokers
+from kafka_bridge_devenv.processes import port_accepts
 from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
                                          create_topic, kafka_transport, local_transport,
                                          publish, wait_until)
@@ -49,19 +50,18 @@ class Outages:
 
     def restore(self) -> None:
         """Both brokers running and usable again."""
-        for name, up in (("rabbitmq", self._rabbit_up), ("kafka-1", self._kafka_up)):
-            if not up():
-                if not any(r.name == name and running
-                           for r, running in devenv.status(self.directory)):
-                    devenv.restart_one(self.directory, name)
-                wait_until(up, 90, f"{name} to accept clients again", interval=0.5)
+        running = {record.name: up for record, up in devenv.status(self.directory)}
+        for name, usable in (("rabbitmq", self._rabbit_up), ("kafka-1", self._kafka_up)):
+            if not running.get(name):
+                devenv.restart_one(self.directory, name)
+            wait_until(usable, 90, f"{name} to accept clients again", interval=0.5)
 
     def _rabbit_up(self) -> bool:
         url = urlsplit(self.brokers.rabbit_url)
         try:
             connection = amqp.Connection(host=f"{url.hostname}:{url.port}",
                                          userid=url.username, password=url.password,
-                                         connect_timeout=1)
+                                         connect_timeout=1, read_timeout=2, write_timeout=2)
             connection.connect()
             connection.close()
             return True
@@ -69,9 +69,12 @@ class Outages:
             return False
 
     def _kafka_up(self) -> bool:
+        host, port = (self.brokers.kafka_bootstrap or "").split(",")[0].rsplit(":", 1)
+        if not port_accepts(int(port)):
+            return False
         try:
             admin = KafkaAdminClient(**self.brokers.kafka_client_config(),
-                                     request_timeout_ms=3000)
+                                     request_timeout_ms=3000, bootstrap_timeout_ms=3000)
         except Exception:  # noqa: BLE001 - not up yet
             return False
         try:

@@ -9,6 +9,7 @@ to stop, held by the direction whose destination is down.
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -246,4 +247,37 @@ def test_sigterm_while_waiting_for_kafka_at_start_exits_at_once(tmp_path, broker
         time.sleep(0.5)  # into the next connection attempt (connect_timeout 10 s)
         assert bridge.terminate(timeout=60) <= BOUND
     finally:
+        bridge.close()
+
+
+def test_sighup_restart_with_kafka_down_is_bounded_and_loses_nothing(
+        tmp_path, outages, unique) -> None:
+    brokers = outages.brokers
+    outages.restore()
+    bridge = _bridge(tmp_path, brokers, "forward", unique).start()
+    local = local_transport(brokers)
+    try:
+        outages.stop("kafka")
+        publish(local, unique, range(COUNT))
+        wait_until(lambda: _holding(bridge, "forward"), 60,
+                   "forward to hold notifications while Kafka is down")
+        began = time.monotonic()
+        bridge.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "kafka-bridge stopped" in bridge.output(), 60,
+                   "the old worker to stop after SIGHUP")
+        elapsed = time.monotonic() - began
+        assert elapsed <= BOUND, f"SIGHUP's stop took {elapsed:.1f}s:\n{bridge.output()[-3000:]}"
+        assert bridge.proc.poll() is None, "SIGHUP ended the daemon"
+        outages.restore()
+        wait_until(lambda: bridge.output().count("kafka-bridge running") == 2, 90,
+                   "the new worker to run once Kafka is back")
+        kafka = KafkaCollector(brokers, f"{unique}.info")
+        try:
+            wait_until(lambda: set(kafka.ids()) >= set(range(COUNT)), 60,
+                       lambda: f"what the old worker held, in Kafka (have "
+                               f"{len(set(kafka.ids()))})")
+        finally:
+            kafka.close()
+    finally:
+        local.cleanup()
         bridge.close()

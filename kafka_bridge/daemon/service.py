@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from oslo_service import service, systemd
 from kafka_bridge.daemon.config import kafka_settings, parse_start_from, topic_template
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
 from kafka_bridge.daemon.shutdown import finish_within
+from kafka_bridge.deadline import Deadline
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
 from kafka_bridge.kafka.errors import KafkaBridgeError
@@ -167,7 +167,7 @@ class BridgeService(service.Service):
         self._sources, self._closers, self._local = [], [], None
         if sources or local is not None:
             shutdown_timeout = self.conf.kafka_bridge.shutdown_timeout
-            limit = time.monotonic() + shutdown_timeout + STOP_LIMIT
+            limit = Deadline(shutdown_timeout + STOP_LIMIT)
             give_up = threading.Timer(shutdown_timeout, self._give_up)
             give_up.daemon = True
             give_up.start()
@@ -180,7 +180,7 @@ class BridgeService(service.Service):
             releases += closers
             if local is not None:
                 releases.append(("closing the local transport", local.cleanup))
-            finish_within(releases, min(RELEASE_TIMEOUT, limit - time.monotonic()))
+            finish_within(releases, limit.slice(RELEASE_TIMEOUT))
             LOG.info("kafka-bridge stopped: %s",
                      {n: vars(p.stats) for n, p in self.pumps.items()})
         super().stop(graceful)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
+
+from kafka_bridge.deadline import Deadline
 
 LOG = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def finish_within(calls: Sequence[tuple[str, Callable[[], None]]], seconds: floa
     """Run each (name, call) on a daemon thread of its own, all at once; wait for them
     at most seconds in all. Returns the names of the calls still running then, each
     logged once. A call that raises is logged and counts as finished."""
-    deadline = time.monotonic() + max(0.0, seconds)
+    deadline = Deadline(max(0.0, seconds))
     threads = []
     for name, call in calls:
         thread = threading.Thread(target=_logged, args=(name, call),
@@ -33,7 +34,7 @@ def finish_within(calls: Sequence[tuple[str, Callable[[], None]]], seconds: floa
         threads.append((name, thread))
     late = []
     for name, thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
+        thread.join(deadline.left())
         if thread.is_alive():
             late.append(name)
     if late:

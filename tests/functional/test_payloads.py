@@ -45,14 +45,16 @@ def _versioned(sample: str, project: str, instance: str) -> dict:
 
 def test_nova_versioned_notifications_are_keyed_by_instance_and_routed_per_project(
         tmp_path, brokers, local, bridges, unique) -> None:
-    bridges.append(BridgeProcess(tmp_path / "bridge", brokers, {
+    bridge = BridgeProcess(tmp_path / "bridge", brokers, {
         "kafka_bridge": {"mode": "forward"},
         "forward": {"topics": unique, "pool": f"{unique}-bridge",
                     "topic_template": f"{unique}.{{/payload/nova_object.data/tenant_id}}"
                                       f".{{priority}}",
                     "topic_fallback": f"{unique}.unassigned.{{priority}}"},
         "oslo_messaging_kafka_notify": {
-            "record_key_field": "/payload/nova_object.data/uuid"}}).start())
+            "record_key_field": "/payload/nova_object.data/uuid"}})
+    bridges.append(bridge)  # before start: stopped by the fixture even if it never got ready
+    bridge.start()
     per_project = {p: KafkaCollector(brokers, f"{unique}.{p}.info") for p in PROJECTS}
     fallback = KafkaCollector(brokers, f"{unique}.unassigned.info")
     notifier = oslo_messaging.Notifier(local, publisher_id="nova-compute:compute",

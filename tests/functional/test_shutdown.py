@@ -149,11 +149,12 @@ def test_sigterm_exits_within_the_bound_whatever_is_down_and_loses_nothing(
     forward, reverse = mode in ("forward", "both"), mode in ("reverse", "both")
     in_topic = f"{unique}-in.info"
     create_topic(brokers, in_topic)
-    bridge = _bridge(tmp_path, brokers, mode, unique).start()
+    bridge = _bridge(tmp_path, brokers, mode, unique)
     local = local_transport(brokers)
     sent_forward = sent_reverse = False
     forward_held_on_rabbit = False
     try:
+        bridge.start()
         if reverse and down in ("rabbit", "both"):
             # reverse holds records whose destination, RabbitMQ, is down
             outages.stop("rabbit")
@@ -213,8 +214,9 @@ def test_sigterm_exits_within_the_bound_whatever_is_down_and_loses_nothing(
     # reverse republishes Kafka topic T.info on local topic T
     collector = LocalCollector(local, f"{unique}-in") if sent_reverse else None
     kafka = KafkaCollector(brokers, f"{unique}.info")
-    again = _bridge(tmp_path, brokers, mode, unique).start()
+    again = _bridge(tmp_path, brokers, mode, unique)
     try:
+        again.start()
         if sent_forward and not forward_held_on_rabbit:
             wait_until(lambda: set(kafka.ids()) >= set(range(COUNT)), 60,
                        lambda: f"every forwarded notification in Kafka (have "
@@ -225,7 +227,7 @@ def test_sigterm_exits_within_the_bound_whatever_is_down_and_loses_nothing(
                        lambda: f"every reverse notification locally (have "
                                f"{len(set(collector.ids()) & wanted)})")
     finally:
-        again.terminate(timeout=60)
+        again.close()
         if collector is not None:
             collector.close()
         local.cleanup()
@@ -254,9 +256,10 @@ def test_sighup_restart_with_kafka_down_is_bounded_and_loses_nothing(
         tmp_path, outages, unique) -> None:
     brokers = outages.brokers
     outages.restore()
-    bridge = _bridge(tmp_path, brokers, "forward", unique).start()
+    bridge = _bridge(tmp_path, brokers, "forward", unique)
     local = local_transport(brokers)
     try:
+        bridge.start()
         outages.stop("kafka")
         publish(local, unique, range(COUNT))
         wait_until(lambda: _holding(bridge, "forward"), 60,

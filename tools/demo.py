@@ -14,11 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from kafka_bridge_devenv import environment
-from kafka_bridge_devenv.brokers import DevenvBrokers
-from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
-                                         create_topic, kafka_transport, local_transport,
-                                         publish, wait_until)
+from kafka_bridge.daemon.cli import run_on_threads
+
+# The demo's oslo transports run on threads, as the daemon's: chosen before
+# oslo.messaging is imported (else eventlet, and its deprecation warning).
+run_on_threads()
+
+from kafka_bridge_devenv import environment  # noqa: E402
+from kafka_bridge_devenv.brokers import DevenvBrokers  # noqa: E402
+from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector,  # noqa: E402
+                                         LocalCollector, create_topic, kafka_transport,
+                                         local_transport, publish, wait_until)
 
 COUNT = 5000
 

@@ -131,15 +131,15 @@ def stop_one(directory: Path, name: str) -> None:
 
 
 def restart_one(directory: Path, name: str) -> None:
-    """Start a stopped recorded process again with its command; record the new pid.
-
-    Only for processes launched without a special environment (the Kafka
-    nodes). Does not wait for readiness: callers poll for what they need.
+    """Start a stopped recorded process again with its command, environment and
+    working directory; record the new pid. Does not wait for readiness: callers
+    poll for what they need.
     """
     record = _find(directory, name)
     if record.is_running():
         raise DevenvError(f"{name} is still running")
-    records = [processes.launch(name, record.argv, Path(record.log)) if r.name == name else r
+    records = [processes.launch(name, record.argv, Path(record.log), dict(record.env),
+                                record.cwd) if r.name == name else r
                for r in _load_state(directory.resolve())]
     _save_state(directory.resolve(), records)
 
@@ -173,7 +173,8 @@ def _load_state(directory: Path) -> list[ProcessRecord]:
     except ValueError as exc:
         raise DevenvError(f"{_state_file(directory)} is not valid JSON ({exc}); "
                           "remove it after checking no broker from it still runs") from exc
-    return [ProcessRecord(**dict(entry, argv=tuple(entry.get("argv", ()))))
+    return [ProcessRecord(**dict(entry, argv=tuple(entry.get("argv", ())),
+                                 env=tuple(tuple(pair) for pair in entry.get("env", ()))))
             for entry in raw.get("processes", [])]
 
 

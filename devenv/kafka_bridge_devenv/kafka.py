@@ -209,6 +209,10 @@ def start_cluster(directory: Path, count: int, tls: BrokerTLS | None,
             config.write_text(server_properties(node, nodes, data, tls))
             log_config = node_dir / "log4j2.properties"
             log = node_dir / "server.log"
+            if log.exists():
+                # The start is recognised by its log line: the previous run's
+                # 'Kafka Server started' must not count for this one.
+                log.replace(node_dir / "server.log.previous")
             log_config.write_text(_LOG4J2.format(log=log))
             fmt = ["format", "-t", cluster_id, "-c", str(config)]
             fmt += ["--initial-controllers", controllers] if controllers else ["--standalone"]

@@ -32,6 +32,9 @@ class ProcessRecord:
     log: str
     #: the command, to start the process again (fault-injection tests)
     argv: tuple[str, ...] = ()
+    #: what the command's environment adds to devenv's own, and its working directory
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
 
     def is_running(self) -> bool:
         """True while the pid is alive and not a zombie."""
@@ -61,10 +64,12 @@ def port_accepts(port: int, timeout: float = 0.5) -> bool:
 
 def launch(name: str, argv: Sequence[str], log: Path,
            env: Mapping[str, str] | None = None,
-           cwd: Path | None = None) -> ProcessRecord:
+           cwd: Path | str | None = None) -> ProcessRecord:
     """Start argv in its own session, stdout and stderr appended to log.
 
-    The process outlives the caller (the CLI exits while the brokers run).
+    env is added to this process's environment; it is recorded (with cwd)
+    so that the process can be started again, and must hold no secret. The
+    process outlives the caller (the CLI exits while the brokers run).
     Raises DevenvError if the executable cannot be started.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -72,11 +77,13 @@ def launch(name: str, argv: Sequence[str], log: Path,
         try:
             proc = subprocess.Popen(
                 list(argv), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=dict(env) if env else None,
+                stdin=subprocess.DEVNULL, env=dict(os.environ, **env) if env else None,
                 cwd=cwd, start_new_session=True)
         except OSError as exc:
             raise DevenvError(f"cannot start {name} ({argv[0]}): {exc}") from exc
-    return ProcessRecord(name=name, pid=proc.pid, log=str(log), argv=tuple(argv))
+    return ProcessRecord(name=name, pid=proc.pid, log=str(log), argv=tuple(argv),
+                         env=tuple(sorted((env or {}).items())),
+                         cwd=None if cwd is None else str(cwd))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float,

@@ -90,7 +90,7 @@ def start_node(directory: Path, password: str) -> tuple[RabbitNode, list[Process
     plugins.write_text("[].\n")
     name = f"kafka-bridge-{node.port}@localhost"
     env = dict(
-        os.environ, HOME=str(home), ERL_EPMD_PORT=str(epmd_port),
+        HOME=str(home), ERL_EPMD_PORT=str(epmd_port),
         ERL_EPMD_ADDRESS="127.0.0.1", RABBITMQ_NODENAME=name,
         RABBITMQ_NODE_IP_ADDRESS="127.0.0.1", RABBITMQ_NODE_PORT=str(node.port),
         RABBITMQ_DIST_PORT=str(dist_port), RABBITMQ_MNESIA_BASE=str(mnesia),

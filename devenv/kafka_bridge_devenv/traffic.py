@@ -55,8 +55,12 @@ class BridgeProcess:
     """One kafka-bridge daemon with the given configuration sections."""
 
     def __init__(self, directory: Path, brokers: Brokers,
-                 sections: Mapping[str, Mapping[str, object]]) -> None:
+                 sections: Mapping[str, Mapping[str, object]],
+                 python_warnings: str | None = "ignore") -> None:
+        """python_warnings: the daemon's PYTHONWARNINGS; None for Python's defaults
+        (what an operator's process shows)."""
         directory.mkdir(parents=True, exist_ok=True)
+        self._python_warnings = python_warnings
         self.config = directory / "kafka-bridge.conf"
         self.log = directory / "kafka-bridge.log"
         self.metrics_port = free_port()
@@ -74,12 +78,14 @@ class BridgeProcess:
 
     def start_without_waiting(self) -> BridgeProcess:
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+        if self._python_warnings is not None:
+            env["PYTHONWARNINGS"] = self._python_warnings
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kafka_bridge.daemon.cli", "--config-file",
                  str(self.config)], stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-                env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         return self
 
     def start(self, ready_timeout: float = 60) -> BridgeProcess:

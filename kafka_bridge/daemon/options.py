@@ -60,8 +60,17 @@ FORWARD_OPTS = [
                     "bridge is their sole reader. Bridges sharing a pool share the load."),
     cfg.StrOpt("topic_template", mutable=True, default="{topic}.{priority}",
                help="Kafka topic of a notification. Fields: {exchange}, {topic}, "
-                    "{priority}, {event_type}, {publisher_id}. The default matches "
-                    "kafka-notify:// and oslo.messaging's kafka:// naming."),
+                    "{priority}, {event_type}, {publisher_id}, or a path into the "
+                    "notification: a JSON Pointer such as "
+                    "{/payload/nova_object.data/tenant_id} or a dotted path such as "
+                    "{payload.tenant_id} (one topic per project). Values are made legal "
+                    "topic names (other characters than letters, digits, '.', '_' and '-' "
+                    "become '_'). The default matches kafka-notify:// and oslo.messaging's "
+                    "kafka:// naming."),
+    cfg.StrOpt("topic_fallback", mutable=True, default="{topic}.{priority}",
+               help="Kafka topic of a notification that lacks a field topic_template's "
+                    "paths name, or whose topic would not be a legal name. Fields: "
+                    "{exchange}, {topic}, {priority}, {event_type}, {publisher_id}."),
     cfg.ListOpt("include_event_types", mutable=True, default=["*"],
                 help="Shell patterns (fnmatch) of event types to forward."),
     cfg.ListOpt("exclude_event_types", mutable=True, default=[],

@@ -11,8 +11,10 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_service import service, systemd
 
-from kafka_bridge.daemon.config import kafka_settings, parse_start_from
+from kafka_bridge.daemon.config import kafka_settings, parse_start_from, topic_template
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
+from kafka_bridge.daemon.shutdown import finish_within
+from kafka_bridge.deadline import Deadline
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
 from kafka_bridge.kafka.errors import KafkaBridgeError
@@ -33,6 +35,17 @@ LOG = logging.getLogger(__name__)
 #: seconds between connection checks while Kafka refuses our credentials
 AUTH_RETRY_INTERVAL = 30.0
 
+#: seconds a source gets after shutdown_timeout to hand back what it held
+STOP_GRACE = 0.25
+
+#: seconds for committing offsets and closing connections once the sources stopped
+RELEASE_TIMEOUT = 1.0
+
+#: stop() returns at most this long after shutdown_timeout. The process exit
+#: that follows (the worker's, then the master's interpreter teardown) took
+#: up to 1 s on a loaded machine: within shutdown_timeout + 2 s in all.
+STOP_LIMIT = 0.5
+
 
 class BridgeService(service.Service):
     """Runs the configured directions; ready once both sides are connected."""
@@ -41,8 +54,8 @@ class BridgeService(service.Service):
         super().__init__()
         self.conf = conf
         self.pumps: dict[str, Pump[Any, Any]] = {}
-        self._sources: list[Source[Any]] = []
-        self._closers: list[Callable[[], None]] = []
+        self._sources: list[tuple[str, Source[Any]]] = []
+        self._closers: list[tuple[str, Callable[[], None]]] = []
         self._local: oslo_messaging.Transport | None = None
         self._stopping = threading.Event()
         self._ready = False
@@ -65,15 +78,15 @@ class BridgeService(service.Service):
             subscription = Subscription(settings, conf.reverse.kafka_topics, conf.reverse.group,
                                         parse_start_from(conf.reverse.start_from))
             rabbit_sink = RabbitSink(self._local)
-            self._closers.append(rabbit_sink.close)
+            self._closers.append(("closing the RabbitMQ publisher", rabbit_sink.close))
             self._run("reverse", KafkaSource(subscription, *batch),
                       ReverseRoute(conf.reverse.exchange), rabbit_sink)
         if mode in ("forward", "both"):
             kafka_sink = KafkaSink(settings)
-            self._closers.append(kafka_sink.close)
+            self._closers.append(("closing the Kafka producer", kafka_sink.close))
             kafka_sink.connect()
             route = ForwardRoute(
-                settings, conf.forward.topic_template,
+                settings, topic_template(conf),
                 EventFilter(conf.forward.include_event_types, conf.forward.exclude_event_types),
                 conf.forward.output_format, conf.forward.dead_letter_topic)
             self._run("forward", RabbitNotificationSource(
@@ -101,7 +114,7 @@ class BridgeService(service.Service):
 
     def _lag(self) -> dict[tuple[str, int], int]:
         lag: dict[tuple[str, int], int] = {}
-        for source in self._sources:
+        for _, source in self._sources:
             if isinstance(source, KafkaSource):
                 lag.update(source.lag())
         return lag
@@ -135,34 +148,41 @@ class BridgeService(service.Service):
         pump: Pump[Message, Record] = Pump(name, route, sink, latency)
         self.pumps[name] = pump
         # Registered first: stop() must reach a source still connecting.
-        self._sources.append(source)
+        self._sources.append((name, source))
         source.start(pump.handle)
 
     def stop(self, graceful: bool = False) -> None:
         """Stop taking messages, settle those in flight, release; bounded in time.
 
         In-flight messages get shutdown_timeout seconds to be confirmed;
-        then they go back to their sources. Safe to call twice; start() may
-        follow (SIGHUP restarts the service with the reloaded configuration).
+        then they go back to their sources. Returns within shutdown_timeout
+        + STOP_LIMIT seconds whatever is down: a source or connection that
+        does not finish in time is left behind (see kafka_bridge.daemon.shutdown).
+        Safe to call twice; start() may follow (SIGHUP restarts the service
+        with the reloaded configuration).
         """
         self._stopping.set()
         self._ready = False
-        if not self._sources and self._local is None:
-            return
-        give_up = threading.Timer(self.conf.kafka_bridge.shutdown_timeout, self._give_up)
-        give_up.daemon = True
-        give_up.start()
-        for source in self._sources:
-            source.stop()
-        give_up.cancel()
-        for source in self._sources:
-            source.cleanup()
-        for close in self._closers:
-            close()
-        if self._local is not None:
-            self._local.cleanup()
+        sources, closers, local = self._sources, self._closers, self._local
         self._sources, self._closers, self._local = [], [], None
-        LOG.info("kafka-bridge stopped: %s", {n: vars(p.stats) for n, p in self.pumps.items()})
+        if sources or local is not None:
+            shutdown_timeout = self.conf.kafka_bridge.shutdown_timeout
+            limit = Deadline(shutdown_timeout + STOP_LIMIT)
+            give_up = threading.Timer(shutdown_timeout, self._give_up)
+            give_up.daemon = True
+            give_up.start()
+            finish_within([(f"stopping the {name} source", source.stop)
+                           for name, source in sources],
+                          shutdown_timeout + STOP_GRACE)
+            give_up.cancel()
+            releases = [(f"releasing the {name} source", source.cleanup)
+                        for name, source in sources]
+            releases += closers
+            if local is not None:
+                releases.append(("closing the local transport", local.cleanup))
+            finish_within(releases, limit.slice(RELEASE_TIMEOUT))
+            LOG.info("kafka-bridge stopped: %s",
+                     {n: vars(p.stats) for n, p in self.pumps.items()})
         super().stop(graceful)
 
     def _give_up(self) -> None:

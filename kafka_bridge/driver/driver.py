@@ -4,6 +4,8 @@ Registered as ``kafka-notify`` in the ``oslo.messaging.drivers`` namespace.
 Publishes with acks=all and idempotence, honours ``retry``, commits a
 listener's offsets only after acknowledgement, and writes the same topics and
 record values as oslo.messaging's ``kafka://`` driver. RPC is refused.
+Loading it sets kafka-python's loggers to WARNING unless the service's
+logging configuration set their level.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from oslo_config import cfg
 
 from kafka_bridge.compat.oslo_messaging import BaseDriver, Listener, PollStyleListenerAdapter
 from kafka_bridge.driver.listener import KafkaNotificationListener
-from kafka_bridge.kafka import envelope
+from kafka_bridge.kafka import envelope, library_logs
 from kafka_bridge.kafka.consumer import Subscription
 from kafka_bridge.kafka.errors import ConfigurationError, KafkaBridgeError
 from kafka_bridge.kafka.producer import Publisher
@@ -39,6 +41,9 @@ class KafkaNotifyDriver(BaseDriver):
     def __init__(self, conf: cfg.ConfigOpts, url: Any, default_exchange: str | None = None,
                  allowed_remote_exmods: list[str] | None = None) -> None:
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
+        # Loaded by a service (Ceilometer, nova...) whose logging knows nothing of
+        # kafka-python: its INFO lines would fill the service's log.
+        library_logs.default_to_warning()
         try:
             self.settings = KafkaSettings.from_transport_url(conf, url)
         except ConfigurationError as exc:
@@ -68,7 +73,7 @@ class KafkaNotifyDriver(BaseDriver):
         return envelope.OutgoingRecord(
             topic=envelope.kafka_topic(target.topic, None, self.settings.virtual_host),
             value=envelope.encode(ctxt, message),
-            key=envelope.record_key(message, self.settings.record_key_field),
+            key=envelope.record_key(message, self.settings.record_key_path),
             headers=envelope.headers_for(message))
 
     def send_notification(self, target: oslo_messaging.Target, ctxt: Any,

@@ -20,6 +20,7 @@ from kafka_bridge.compat.kafka_python import probe_bootstrap_brokers
 from kafka_bridge.kafka import settings as settings_mod
 from kafka_bridge.kafka.errors import (AuthenticationError, KafkaUnavailableError,
                                        kafka_errors_mapped, scrub)
+from kafka_bridge.kafka.library_logs import silenced_on_this_thread
 from kafka_bridge.kafka.settings import KafkaSettings
 
 
@@ -27,8 +28,14 @@ def check_connection(settings: KafkaSettings) -> None:
     """Return once one bootstrap broker accepts a connection (TLS and SASL included).
 
     Raises AuthenticationError if credentials or certificates are refused,
-    KafkaUnavailableError if no broker answers within connect_timeout.
+    KafkaUnavailableError if no broker answers within connect_timeout. What
+    kafka-python logs meanwhile is dropped: the error says it, once.
     """
+    with silenced_on_this_thread():
+        _check(settings)
+
+
+def _check(settings: KafkaSettings) -> None:
     sasl = settings.security_protocol.startswith("SASL_")
     failures = []
     for probe in probe_bootstrap_brokers(settings_mod.admin_config(settings),

@@ -34,6 +34,9 @@ LOG = logging.getLogger(__name__)
 #: longest a single broker poll blocks, so stop() takes effect quickly
 POLL_SLICE = 0.1
 
+#: longest a commit waits for the group coordinator before it counts as failed
+COMMIT_TIMEOUT = 5.0
+
 START_POSITIONS = ("committed", "earliest", "latest")
 
 
@@ -260,13 +263,17 @@ class Subscription(ConsumerRebalanceListener):
         if time.monotonic() - self._last_commit >= self._settings.commit_interval:
             self._commit(self._tracker.to_commit())
 
-    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+    def _commit(self, offsets: dict[TopicPartition, int],
+                timeout: float = COMMIT_TIMEOUT) -> None:
         self._last_commit = time.monotonic()
         if not offsets:
             return
         try:
+            # Bounded: without a timeout kafka-python waits for a coordinator
+            # as long as Kafka is down, and fetch() and close() with it.
             self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1)
-                                   for tp, offset in offsets.items()})
+                                   for tp, offset in offsets.items()},
+                                  timeout_ms=int(timeout * 1000))
         except Exception as exc:  # noqa: BLE001 - the records will be redelivered
             LOG.warning("group %s: commit failed, unacknowledged and uncommitted records "
                         "will be delivered again: %s", self._group,
@@ -281,12 +288,14 @@ class Subscription(ConsumerRebalanceListener):
         self._stopped.set()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Commit what was acknowledged, leave the group, release; safe twice."""
+        """Commit what was acknowledged, leave the group, release; safe twice.
+
+        The commit and the close each wait at most timeout seconds."""
         self._stopped.set()
         if self._closed:
             return
         self._closed = True
-        self._commit(self._tracker.to_commit())
+        self._commit(self._tracker.to_commit(), timeout)
         try:
             self._consumer.close(autocommit=False, timeout_ms=int(timeout * 1000))
         except Exception as exc:  # noqa: BLE001

@@ -16,6 +16,7 @@ from typing import Any
 from oslo_serialization import jsonutils
 
 from kafka_bridge.compat.oslo_messaging import deserialize_msg
+from kafka_bridge.payload_path import PayloadPath, as_text
 
 #: record headers set on every notification
 HEADER_EVENT_TYPE = "event_type"
@@ -110,15 +111,10 @@ def headers_for(message: Mapping[str, Any]) -> tuple[tuple[str, bytes], ...]:
                  if value is not None)
 
 
-def record_key(message: Mapping[str, Any], field_path: str | None) -> bytes | None:
-    """The value at dotted field_path of message as a key, or None if absent."""
-    if not field_path:
+def record_key(message: Mapping[str, Any], path: PayloadPath | None) -> bytes | None:
+    """The value at path in message as a record key (a string as it is, anything else as
+    its JSON), or None if there is no path or no value there."""
+    if path is None:
         return None
-    value: Any = message
-    for part in field_path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    if value is None:
-        return None
-    return (value if isinstance(value, str) else json.dumps(value, sort_keys=True)).encode()
+    text = as_text(path.find(message))
+    return None if text is None else text.encode()

@@ -74,9 +74,12 @@ PRODUCER_OPTS = [
                     "refused with their size; raise the topic's max.message.bytes on the "
                     "brokers together with this."),
     cfg.StrOpt("record_key_field", mutable=True,
-               help="Dotted path of a notification field whose value becomes the Kafka "
-                    "record key, so records of one resource keep their order on one "
-                    "partition: for example payload.instance_id or publisher_id. Unset or "
+               help="Path of a notification field whose value becomes the Kafka record "
+                    "key, so records of one resource keep their order on one partition. "
+                    "A JSON Pointer takes keys literally, dots included: "
+                    "/payload/nova_object.data/uuid for nova's versioned notifications. "
+                    "A dotted path (payload.instance_id, publisher_id) splits on dots, "
+                    "and tries dots as part of a key where that finds nothing. Unset or "
                     "missing in a notification: no key (records spread over partitions)."),
 ]
 

@@ -9,6 +9,7 @@ at once, naming the option, on anything invalid. ``producer_config``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from oslo_config import cfg
 
 from kafka_bridge.kafka import options
 from kafka_bridge.kafka.errors import ConfigurationError
+from kafka_bridge.payload_path import PayloadPath
 
 #: shortest produce request timeout the producer is given, in milliseconds
 MIN_REQUEST_MS = 1000
@@ -130,6 +132,15 @@ class KafkaSettings:
                 f"{(self.linger_ms + MIN_REQUEST_MS) / 1000:g} s or lower linger_ms")
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
             raise ConfigurationError("ssl_certfile and ssl_keyfile must be set together")
+        try:
+            self.record_key_path
+        except ValueError as exc:
+            raise ConfigurationError(f"record_key_field: {exc}") from None
+
+    @functools.cached_property
+    def record_key_path(self) -> PayloadPath | None:
+        """record_key_field parsed; None when unset. Raises ValueError if malformed."""
+        return PayloadPath(self.record_key_field) if self.record_key_field else None
 
     @property
     def secret_values(self) -> tuple[str, ...]:

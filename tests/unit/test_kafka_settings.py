@@ -18,6 +18,7 @@ from kafka_bridge.kafka.errors import ConfigurationError
 from kafka_bridge.kafka.offsets import OffsetTracker
 from kafka_bridge.retry import attempts_allowed
 from kafka_bridge.kafka.settings import KafkaSettings, consumer_config, producer_config
+from kafka_bridge.payload_path import PayloadPath
 
 SECRET = "s3cr3t-Pa55word-XYZ"
 
@@ -364,20 +365,29 @@ def test_kafka_topic(topic: str, priority: str | None, vhost: str | None,
 
 
 def test_record_key() -> None:
-    assert envelope.record_key(MESSAGE, "payload.instance_id") == b"abc"
-    assert envelope.record_key(MESSAGE, "publisher_id") == b"compute.host1"
+    def key(message: dict, path: str) -> bytes | None:
+        return envelope.record_key(message, PayloadPath(path))
+
+    assert key(MESSAGE, "payload.instance_id") == b"abc"
+    assert key(MESSAGE, "publisher_id") == b"compute.host1"
     assert envelope.record_key(MESSAGE, None) is None
-    assert envelope.record_key(MESSAGE, "") is None
-    assert envelope.record_key(MESSAGE, "payload.missing") is None
-    assert envelope.record_key(MESSAGE, "missing.deeper") is None
-    assert envelope.record_key(MESSAGE, "publisher_id.deeper") is None  # not a mapping
-    assert envelope.record_key(dict(MESSAGE, payload={"instance_id": None}),
-                               "payload.instance_id") is None
+    assert key(MESSAGE, "payload.missing") is None
+    assert key(MESSAGE, "missing.deeper") is None
+    assert key(MESSAGE, "publisher_id.deeper") is None  # not a mapping
+    assert key(dict(MESSAGE, payload={"instance_id": None}), "payload.instance_id") is None
     # non-strings become stable JSON
-    assert envelope.record_key(MESSAGE, "payload.n") == b"3"
-    assert envelope.record_key(MESSAGE, "payload.nested") == b'{"k": [1]}'
-    assert (envelope.record_key({"p": {"b": 1, "a": 2}}, "p")
-            == envelope.record_key({"p": {"a": 2, "b": 1}}, "p"))
+    assert key(MESSAGE, "payload.n") == b"3"
+    assert key(MESSAGE, "payload.nested") == b'{"k": [1]}'
+    assert key({"p": {"b": 1, "a": 2}}, "p") == key({"p": {"a": 2, "b": 1}}, "p")
+
+
+def test_record_key_field_is_parsed_once_and_a_malformed_one_is_refused() -> None:
+    settings = KafkaSettings.create(["h:1"], None, {"record_key_field": "/payload/id"})
+    assert settings.record_key_path is not None
+    assert settings.record_key_path.text == "/payload/id"
+    assert KafkaSettings.create(["h:1"], None, {}).record_key_path is None
+    with pytest.raises(ConfigurationError, match="record_key_field.*~"):
+        KafkaSettings.create(["h:1"], None, {"record_key_field": "/payload/a~2b"})
 
 
 def test_headers_for() -> None:

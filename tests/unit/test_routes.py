@@ -21,10 +21,14 @@ from kafka_bridge.pump import Poison, Skip, SkipReason
 from kafka_bridge.pump.routes.event_filter import EventFilter
 from kafka_bridge.pump.routes.forward import ForwardRoute, plain_value
 from kafka_bridge.pump.routes.reverse import ReverseRoute
-from kafka_bridge.pump.routes.topic_template import TEMPLATE_FIELDS, check_template
+from kafka_bridge.pump.routes.topic_template import TEMPLATE_FIELDS, TopicTemplate
 from kafka_bridge.pump.sources.rabbit import RabbitNotification
 
-# check_template ------------------------------------------------------------------------
+# TopicTemplate -------------------------------------------------------------------------
+
+
+def check_template(template: str) -> None:
+    TopicTemplate(template, "{topic}.{priority}")
 
 
 def test_check_template_rejects_an_unknown_field_naming_it() -> None:
@@ -137,9 +141,10 @@ def local_message(body: dict | None = None, ctxt: Any = None,
 def forward_route(template: str = "{topic}.{priority}", output_format: str = "oslo",
                   include: list[str] | None = None, exclude: list[str] | None = None,
                   values: dict[str, Any] | None = None) -> ForwardRoute:
-    return ForwardRoute(KafkaSettings.create(["h:1"], None, values or {}), template,
-                        EventFilter(include or ["*"], exclude or []),
-                        output_format, "dead.letters")
+    return ForwardRoute(KafkaSettings.create(["h:1"], None, values or {}),
+                        TopicTemplate(template, "{topic}.{priority}"),
+                        EventFilter(include or ["*"], exclude or []), output_format,
+                        "dead.letters")
 
 
 def test_rabbit_notification_unpacks_what_the_rabbit_driver_sends() -> None:

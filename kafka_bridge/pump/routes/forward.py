@@ -15,7 +15,7 @@ from kafka_bridge.notification import split_routing_key
 from kafka_bridge.pump.protocols import Poison, Skip, SkipReason
 from kafka_bridge.pump.routes import loop_guard
 from kafka_bridge.pump.routes.event_filter import EventFilter
-from kafka_bridge.pump.routes.topic_template import check_template
+from kafka_bridge.pump.routes.topic_template import TopicTemplate
 from kafka_bridge.pump.sources.rabbit import RabbitNotification
 
 LOG = logging.getLogger(__name__)
@@ -45,10 +45,9 @@ LOGGED_REASONS_LIMIT = 100
 class ForwardRoute:
     """Maps a local notification to its Kafka record (or dead letter)."""
 
-    def __init__(self, settings: KafkaSettings, topic_template: str,
+    def __init__(self, settings: KafkaSettings, topic_template: TopicTemplate,
                  event_filter: EventFilter, output_format: str,
                  dead_letter_topic: str) -> None:
-        check_template(topic_template)
         self._settings = settings
         self._template = topic_template
         self._filter = event_filter
@@ -79,9 +78,9 @@ class ForwardRoute:
         except ValueError as exc:
             raise Poison(f"not serializable: {exc}") from None
         return OutgoingRecord(
-            topic=self._template.format(**fields),
+            topic=self._template.topic(fields, body),
             value=value,
-            key=envelope.record_key(body, self._settings.record_key_field),
+            key=envelope.record_key(body, self._settings.record_key_path),
             headers=envelope.headers_for(body) + self._origin_headers(message))
 
     def dead_letter(self, message: RabbitNotification, reason: str) -> OutgoingRecord:

@@ -12,6 +12,7 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from kafka_bridge.compat.verify import LibraryMismatch, verify
 from kafka_bridge.daemon import options
 from kafka_bridge.kafka import options as kafka_options
 from kafka_bridge.kafka.errors import ConfigurationError
@@ -89,7 +90,15 @@ def parse_start_from(value: str) -> str | int:
 
 
 def validate(conf: cfg.ConfigOpts) -> None:
-    """Check what can be checked without a broker; raises BridgeConfigError."""
+    """Check what can be checked without a broker; raises BridgeConfigError.
+
+    That includes the installed libraries: every internal of theirs that
+    kafka_bridge.compat relies on must be there (kafka_bridge.compat.verify).
+    """
+    try:
+        verify()
+    except LibraryMismatch as exc:
+        raise BridgeConfigError(str(exc)) from None
     kafka_settings(conf)
     local = oslo_messaging.get_notification_transport(conf)
     try:

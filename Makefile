@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what
 # it needs (Debian packages, a virtualenv in .venv) before it runs.
+# `make matrix` runs the OpenStack release matrix (tox, tools/matrix.py).
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
@@ -11,7 +12,7 @@ BASE_IMAGE ?= python:3.11-slim
 IMAGE ?= kafka-bridge:$(VERSION)
 DOCKER_BUILD_FLAGS ?=
 
-.PHONY: demo test unit functional lint benchmark image clean
+.PHONY: demo test unit functional lint matrix benchmark image clean
 
 demo: $(STAMP)
 	$(VENV)/bin/python tools/demo.py
@@ -34,6 +35,10 @@ lint: $(STAMP)
 	$(VENV)/bin/python tools/check_docs.py
 	$(VENV)/bin/python tools/gen_option_docs.py --check
 
+matrix: $(STAMP)
+	$(VENV)/bin/pip install -q 'tox>=4'
+	$(VENV)/bin/python tools/matrix.py
+
 benchmark: $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[benchmark]'
 	$(VENV)/bin/python tools/benchmark.py
@@ -50,4 +55,4 @@ $(STAMP): setup.cfg pyproject.toml devenv/setup.cfg tools/install-system-package
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .tox .pytest_cache build *.egg-info

@@ -47,6 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     from oslo_config import cfg
     from oslo_log import log as oslo_logging
 
+    # Before the modules that use a library internal are imported: a name
+    # missing at their import would otherwise end in a traceback.
+    from kafka_bridge.compat.verify import LibraryMismatch, verify
+    try:
+        verify()
+    except LibraryMismatch as exc:
+        print(f"kafka-bridge: {exc}", file=sys.stderr)
+        return 2
+
     from kafka_bridge.daemon.config import (BridgeConfigError, bound_exit, check_values,
                                             make_conf, unread_options, validate)
     try:

@@ -24,6 +24,7 @@ from oslo_config import cfg, types
 from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
+from kafka_bridge.compat.verify import LibraryMismatch, verify
 from kafka_bridge.daemon import options
 from kafka_bridge.kafka import options as kafka_options
 from kafka_bridge.kafka.errors import ConfigurationError
@@ -141,7 +142,15 @@ def check_values(conf: cfg.ConfigOpts) -> None:
 
 
 def validate(conf: cfg.ConfigOpts) -> None:
-    """Check what can be checked without a broker; raises BridgeConfigError."""
+    """Check what can be checked without a broker; raises BridgeConfigError.
+
+    That includes the installed libraries: every internal of theirs that
+    kafka_bridge.compat relies on must be there (kafka_bridge.compat.verify).
+    """
+    try:
+        verify()
+    except LibraryMismatch as exc:
+        raise BridgeConfigError(str(exc)) from None
     kafka_settings(conf)
     local = oslo_messaging.get_notification_transport(conf)
     try:

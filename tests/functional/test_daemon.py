@@ -59,6 +59,7 @@ def intact(notifications: list[dict]) -> bool:
                for m in notifications)
 
 
+@pytest.mark.matrix
 def test_forward_10000_notifications_arrive_intact(tmp_path, brokers, local, bridges,
                                                    unique) -> None:
     bridges.append(forward_bridge(tmp_path, brokers, unique).start())
@@ -82,6 +83,7 @@ def rabbit_proxy(brokers: Brokers) -> tuple[TcpProxy, str]:
         netloc=rabbit.netloc.rsplit(":", 1)[0] + f":{proxy.port}"))
 
 
+@pytest.mark.matrix
 def test_rabbitmq_connection_cut_mid_stream_loses_nothing(tmp_path, brokers, local, bridges,
                                                           unique) -> None:
     proxy, through_proxy = rabbit_proxy(brokers)
@@ -111,6 +113,7 @@ def test_rabbitmq_connection_cut_mid_stream_loses_nothing(tmp_path, brokers, loc
     assert bridge.terminate() < 10
 
 
+@pytest.mark.matrix
 def test_reverse_10000_notifications_arrive_intact(tmp_path, brokers, local, bridges,
                                                    unique) -> None:
     topic = f"{unique}.info"
@@ -140,6 +143,7 @@ def test_reverse_10000_notifications_arrive_intact(tmp_path, brokers, local, bri
     assert bridge.terminate() < 10
 
 
+@pytest.mark.matrix
 def test_reverse_rabbitmq_connection_cut_mid_stream_loses_nothing(tmp_path, brokers, local,
                                                                   bridges, unique) -> None:
     topic = f"{unique}.info"
@@ -176,6 +180,7 @@ def test_reverse_rabbitmq_connection_cut_mid_stream_loses_nothing(tmp_path, brok
     assert bridge.terminate() < 10
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
 def test_bridge_stopped_mid_stream_loses_nothing(tmp_path, brokers, local, bridges, unique,
                                                  stop) -> None:
@@ -205,6 +210,7 @@ def test_bridge_stopped_mid_stream_loses_nothing(tmp_path, brokers, local, bridg
         kafka.close()
 
 
+@pytest.mark.matrix
 def test_both_mode_delivers_each_notification_once_to_each_side(tmp_path, brokers, local,
                                                                 bridges, unique) -> None:
     topic = f"{unique}.info"
@@ -258,6 +264,7 @@ def _quiet(count, seconds: float):
     return check
 
 
+@pytest.mark.matrix
 def test_poison_message_is_dead_lettered_and_the_stream_goes_on(tmp_path, brokers, local,
                                                                 bridges, unique) -> None:
     dead_topic = f"{unique}.dead"

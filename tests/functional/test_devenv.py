@@ -54,6 +54,7 @@ def kafka_round_trip(brokers: Brokers, topic: str, replicas: int = 1) -> dict:
     return {name: entry["value"] for name, entry in created["topics"][0]["configs"].items()}
 
 
+@pytest.mark.matrix
 def test_kafka_produce_consume_round_trip(brokers: Brokers, unique: str) -> None:
     kafka_round_trip(brokers, unique)
 
@@ -70,6 +71,7 @@ class _Collector:
             self.done.set()
 
 
+@pytest.mark.matrix
 def test_rabbit_oslo_notification_round_trip(brokers: Brokers, unique: str) -> None:
     conf = cfg.ConfigOpts()
     conf([])

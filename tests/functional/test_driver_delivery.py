@@ -15,6 +15,9 @@ from prometheus_client import REGISTRY
 
 from kafka_bridge_devenv.brokers import Brokers
 
+# Runs on every OpenStack release of the matrix (tox -e py-RELEASE).
+pytestmark = pytest.mark.matrix
+
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 

@@ -36,6 +36,9 @@ from oslo_context.context import RequestContext
 
 from kafka_bridge_devenv.brokers import Brokers
 
+# Runs on every OpenStack release of the matrix (tox -e py-RELEASE).
+pytestmark = pytest.mark.matrix
+
 PARTITIONS = 3
 #: oslo Notifier method -> the priority it puts on the wire (and the topic suffix, lower-cased)
 PRIORITIES = {"info": "INFO", "warn": "WARN", "error": "ERROR", "critical": "CRITICAL"}

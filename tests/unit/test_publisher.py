@@ -157,11 +157,29 @@ def test_cancel_stops_waiting_promptly_and_leaves_the_record_unconfirmed() -> No
 
 def test_when_nothing_got_through_the_next_attempt_uses_a_fresh_producer(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(producer_mod, "PRODUCER_CAN_WEDGE_AFTER_OUTAGE", True)
     short_deadline(monkeypatch)
     pub, made = publisher({b"pending": "pending"})
     pub.attempt([record(b"pending")])
     pub.attempt([record(b"ok")])
     assert len(made) == 2, "a wedged producer was kept"
+
+
+def test_a_kafka_python_that_does_not_wedge_keeps_its_producer_after_a_failed_attempt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(producer_mod, "PRODUCER_CAN_WEDGE_AFTER_OUTAGE", False)
+    short_deadline(monkeypatch)
+    pub, made = publisher({b"pending": "pending"})
+    pub.attempt([record(b"pending")])
+    pub.attempt([record(b"ok")])
+    assert len(made) == 1, "the producer was replaced although this kafka-python does not wedge"
+    assert not made[0].closed
+
+
+def test_the_workaround_applies_to_kafka_pythons_3_0_series() -> None:
+    assert producer_mod.release("3.0.12") < (3, 1)
+    assert producer_mod.release("3.0.12.dev1") == (3, 0, 12)
+    assert producer_mod.release("3.1.0") >= (3, 1)
 
 
 def test_a_partly_confirmed_attempt_keeps_its_producer() -> None:

@@ -7,6 +7,7 @@ all validate a configuration the same way.
 from __future__ import annotations
 
 import datetime
+import os
 
 import oslo_messaging
 from oslo_config import cfg
@@ -88,9 +89,29 @@ def parse_start_from(value: str) -> str | int:
     return (moment - EPOCH) // datetime.timedelta(milliseconds=1)
 
 
+def worker_count(conf: cfg.ConfigOpts) -> int:
+    """``[kafka_bridge] workers`` as a number: auto is the CPUs this process may run on.
+
+    Raises BridgeConfigError naming the accepted values.
+    """
+    value = conf.kafka_bridge.workers.strip().lower()
+    if value == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise BridgeConfigError(f"[kafka_bridge] workers={conf.kafka_bridge.workers!r} is "
+                                f"neither a number of processes (1 or more) nor auto")
+    return count
+
+
 def validate(conf: cfg.ConfigOpts) -> None:
     """Check what can be checked without a broker; raises BridgeConfigError."""
     kafka_settings(conf)
+    worker_count(conf)
     local = oslo_messaging.get_notification_transport(conf)
     try:
         rabbit_settings.RabbitSettings.from_transport(local)

@@ -156,8 +156,8 @@ class WorkerRegistry:
             worker.state = state
             worker.port = port if port is not None else worker.port
             everyone = (not self._all_running_once
-                        and sum(w.state == RUNNING for w in self._workers.values())
-                        >= self.expected)
+                        and sum(w.state == RUNNING and w.alive()
+                                for w in self._workers.values()) >= self.expected)
             if everyone:
                 self._all_running_once = True
         if everyone:

@@ -495,12 +495,15 @@ class RabbitDrain:
         t1 = next(t for t, d in self.samples if d >= count)
         return ((count - d0) / (t1 - t0) if t1 > t0 else float("nan")), t1 - t0
 
-    def take_all(self, quiet: float = 1.0) -> set[int]:
+    def take_all(self, quiet: float = 1.0) -> tuple[set[int], int]:
         """Empty the queue (until nothing came for quiet seconds); the distinct payload.n
-        values it held."""
+        values it held, and how many messages."""
         ids: set[int] = set()
+        messages = 0
 
         def received(message: amqp.Message) -> None:
+            nonlocal messages
+            messages += 1
             envelope = json.loads(message.body)
             body = json.loads(envelope["oslo.message"]) if "oslo.message" in envelope \
                 else envelope
@@ -513,7 +516,7 @@ class RabbitDrain:
         except TimeoutError:
             pass
         self._channel.basic_cancel(tag)
-        return ids
+        return ids, messages
 
     def close(self) -> None:
         self._connection.close()

@@ -109,9 +109,13 @@ def markdown(results: dict) -> str:
               "Reverse: N records pre-loaded in Kafka, read from the beginning, until N are "
               "in the RabbitMQ queue an oslo listener would read; nothing consumes it while "
               "it fills (its depth is polled every 10 ms and gives the rate), then it is "
-              "emptied and checked. A measuring consumer running during the drain took "
-              "more CPU per notification than the bridges it measured, on the same two "
-              "cores, and more for the naive bridge's small record batches (see Notes). "
+              "emptied and checked. Earlier versions read the topic with a kafka-python "
+              "consumer in the benchmark process during the drain: on these two shared "
+              "cores it took 140-340 us of CPU per notification of the naive bridge's "
+              "output (record batches of a few records, linger 0) against 50-90 us for "
+              "kafka-bridge's, made the Kafka broker spend about twice as much per record, "
+              "and so held the naive forward bridge at about 0.6x of its rate (its 1.3k/s, "
+              "where an independent implementation of the same design measured 2.0k/s). "
               "CPU: what the side's processes (all of them: the parent and every worker) "
               "and each broker process used during the drain, from /proc, per "
               "notification. Naive: an oslo listener (threading executor) re-sending each "
@@ -138,6 +142,12 @@ def markdown(results: dict) -> str:
                                  for p in ("bridge", "rabbitmq", "kafka"))
                     + f" | {busy:.2f} | {fmt(versus, 2, 'x') if versus else ''} |")
     lines += ["", "### Two worker processes against one (1 KB, run by run)", "",
+              "Ratios of workers=2 to workers=1 in the same run. CPU per notification is "
+              "what shows whether a worker costs extra (smaller batches, more acks, more "
+              "produce requests): if it stays the same, the rate grows with free cores until "
+              "a broker saturates. The rate itself cannot grow on this machine: bridge and "
+              "brokers share its two cores (cores busy, above), with whatever else runs on "
+              "it (machine load, above).", "",
               "| direction | rate | bridge CPU per notification | RabbitMQ CPU per record "
               "| Kafka CPU per record |", "|---|---|---|---|---|"]
     for direction in ("forward", "reverse"):

@@ -29,6 +29,14 @@ def ratio(numerators: list[dict], denominators: list[dict], key: str = "rate") -
     return stats([quotient(a[key], b[key]) for a, b in zip(numerators, denominators)])
 
 
+def ratio_of_medians(numerators: list[float], denominators: list[float]) -> dict:
+    """median(numerators) / median(denominators), with min and max of the run-by-run
+    ratios."""
+    per_run = stats([quotient(a, b) for a, b in zip(numerators, denominators)])
+    middle = quotient(stats(numerators)["median"], stats(denominators)["median"])
+    return {**per_run, "median": middle}
+
+
 def machine() -> dict[str, object]:
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -56,6 +64,16 @@ def load(since: dict | None = None) -> dict[str, object]:
             100.0 * (1 - (idle - since["idle_ticks"]) / total) if total else float("nan"))
         now["loadavg_at_start"] = since["loadavg"]
     return now
+
+
+def _duplicates(run: dict, count: int) -> float:
+    """Notifications of a drain run delivered more than once (records or messages beyond
+    the distinct ones)."""
+    if "records" in run:
+        return run["records"] - count
+    if "messages" in run:
+        return run["messages"] - run["delivered"]
+    return float("nan")
 
 
 def _load_sentence(load: dict | None) -> str:
@@ -121,10 +139,16 @@ def markdown(results: dict) -> str:
               "notification. Naive: an oslo listener (threading executor) re-sending each "
               "notification through an oslo Notifier on `kafka://` (forward) or `rabbit://` "
               "(reverse). Cores busy: rate x the three CPU figures, what bridge and brokers "
-              "kept busy together.", "",
+              "kept busy together. Delivered twice: records (forward) or messages "
+              "(reverse) beyond the N distinct ones; CPU is per distinct notification, so "
+              "it includes them. Reverse with two workers starts with a rebalance: the "
+              "second worker joins while the first already reads every partition, and what "
+              "the first acknowledged but had not committed yet (commits go every "
+              "commit_interval, 0.2 s; kafka-python refuses them inside the revocation "
+              "callback) is read again by the new owner.", "",
               "| direction | size | side | notifications/s | bridge CPU us | RabbitMQ CPU us "
-              "| Kafka CPU us | cores busy | vs naive |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| Kafka CPU us | cores busy | delivered twice | vs naive |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for direction in ("forward", "reverse"):
         for size, r in results[direction].items():
             for side, data in r.items():
@@ -135,12 +159,15 @@ def markdown(results: dict) -> str:
                     cpu[p]["median"] for p in cpu) / 1e6
                 versus = {"kafka-bridge": r["ratio"],
                           "kafka-bridge workers=2": r.get("ratio_workers2")}.get(side)
+                twice = stats([_duplicates(run, results["parameters"]["count"])
+                               for run in data["runs"]])
                 lines.append(
                     f"| {direction} | {SIZE_LABELS[int(size)]} | {side} | "
                     f"{fmt(data['rate'])} | "
                     + " | ".join(fmt(cpu[p]) if p in cpu else "-"
                                  for p in ("bridge", "rabbitmq", "kafka"))
-                    + f" | {busy:.2f} | {fmt(versus, 2, 'x') if versus else ''} |")
+                    + f" | {busy:.2f} | {fmt(twice)} | "
+                    f"{fmt(versus, 2, 'x') if versus else ''} |")
     lines += ["", "### Two worker processes against one (1 KB, run by run)", "",
               "Ratios of workers=2 to workers=1 in the same run. CPU per notification is "
               "what shows whether a worker costs extra (smaller batches, more acks, more "

@@ -160,16 +160,18 @@ def reverse(bench: Bench, size: int, sides: tuple[str, ...]) -> dict[str, list[d
             topic, group = name(f"rev-{SIDE_SLUGS[side]}-{size}"), name("group")
             probes.preload_kafka(bench.brokers, f"{topic}.info", bench.count, size)
             drain = probes.RabbitDrain(bench.brokers.rabbit_url, topic)
+            # Every side starts from the group's committed offset 0. (start_from =
+            # earliest would apply in each worker the first time it is assigned a
+            # partition: a second worker joining would rewind what the first had done.)
+            probes.commit_start(bench.brokers, group, f"{topic}.info")
             if side == NAIVE:
-                probes.commit_start(bench.brokers, group, f"{topic}.info")
                 process = probes.NaiveProcess(bench.directory / "naive", "reverse",
                                               bench.brokers.rabbit_url, bench.kafka_url,
                                               topic, group)
             else:
                 process = BridgeProcess(bench.directory / name("bridge-rev"), bench.brokers, {
                     "kafka_bridge": {"mode": "reverse", "workers": SIDE_WORKERS[side]},
-                    "reverse": {"kafka_topics": f"{topic}.info", "group": group,
-                                "start_from": "earliest"}})
+                    "reverse": {"kafka_topics": f"{topic}.info", "group": group}})
             expected = bench.count - (KAFKA_LISTENER_LOSS if side == NAIVE else 0)
             try:
                 began = time.monotonic()

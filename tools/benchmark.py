@@ -99,7 +99,7 @@ def resummarise(results: dict) -> dict:
         for size, entry in results[direction].items():
             results[direction][size] = _throughput(
                 {side: data["runs"] for side, data in entry.items()
-                 if isinstance(data, dict) and "runs" in data})
+                 if isinstance(data, dict) and "cpu_us" in data})
     results["targets"] = targets(results)
     return results
 

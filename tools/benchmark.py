@@ -4,8 +4,10 @@ Starts a devenv (RabbitMQ + one Kafka node) in a temporary directory, or uses
 the brokers of the KAFKA_BRIDGE_* variables with --use-env-brokers, and
 measures on those same brokers:
 
-1. forward throughput, kafka-bridge vs a naive oslo listener -> kafka:// bridge;
-2. reverse throughput, kafka-bridge vs a naive kafka:// listener -> rabbit:// bridge;
+1. forward drain rate, kafka-bridge (1 and 2 worker processes) vs a naive oslo
+   listener -> kafka:// bridge, with the CPU per notification of the bridge and of
+   each broker (RabbitMQ, Kafka), from /proc;
+2. the same for reverse, vs a naive kafka:// listener -> rabbit:// bridge;
 3. added latency p50/p99 of kafka-bridge forward at 1,000/s offered;
 4. the driver: Notifier publish and listener consumption, kafka-notify:// vs
    kafka:// and fake://;
@@ -37,6 +39,10 @@ from kafka_bridge.kafka import options as kafka_options  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (200, 1024, 4096)
+#: the processes whose CPU per notification is measured in the throughput runs
+PROCESSES = ("bridge", "rabbitmq", "kafka")
+#: the size at which kafka-bridge also runs with two worker processes
+WORKERS_SIZE = 1024
 
 
 def settings() -> dict[str, dict[str, str]]:
@@ -64,17 +70,45 @@ def settings() -> dict[str, dict[str, str]]:
     }
 
 
+def _throughput(sides: dict[str, list[dict]]) -> dict:
+    """Rate and CPU per notification of each side, its ratio to the naive bridge, and
+    workers=2 against workers=1: the rate run by run, the CPU per notification of each
+    process as the ratio of the medians (min-max: run by run), since a broker's share of
+    a single run is a few hundred milliseconds of CPU, noisy on a shared machine."""
+    out: dict = {}
+    for side, runs in sides.items():
+        out[side] = {"rate": report.stats([r["rate"] for r in runs]),
+                     "cpu_us": {proc: report.stats([r["cpu_us"][proc] for r in runs])
+                                for proc in runs[0]["cpu_us"]},
+                     "runs": runs}
+    out["ratio"] = report.ratio(sides[scenarios.BRIDGE], sides[scenarios.NAIVE])
+    if scenarios.BRIDGE_2W in sides:
+        two, one = sides[scenarios.BRIDGE_2W], sides[scenarios.BRIDGE]
+        out["ratio_workers2"] = report.ratio(two, sides[scenarios.NAIVE])
+        out["workers2_vs_1"] = {"rate": report.ratio(two, one)}
+        for proc in one[0]["cpu_us"]:
+            out["workers2_vs_1"][f"cpu_us_{proc}"] = report.ratio_of_medians(
+                [r["cpu_us"][proc] for r in two], [r["cpu_us"][proc] for r in one])
+    return out
+
+
+def resummarise(results: dict) -> dict:
+    """results (a results.json) with its throughput summaries and targets computed again
+    from the runs it holds (after a change to how they are summarised)."""
+    for direction in ("forward", "reverse"):
+        for size, entry in results[direction].items():
+            results[direction][size] = _throughput(
+                {side: data["runs"] for side, data in entry.items()
+                 if isinstance(data, dict) and "cpu_us" in data})
+    results["targets"] = targets(results)
+    return results
+
+
 def summarise(raw: dict, bench: scenarios.Bench) -> dict:
     out: dict = {}
     for direction in ("forward", "reverse"):
-        out[direction] = {}
-        for size, sides in raw[direction].items():
-            out[direction][str(size)] = {
-                "kafka-bridge": {"rate": report.stats([r["rate"] for r in sides["kafka-bridge"]]),
-                                 "runs": sides["kafka-bridge"]},
-                "naive": {"rate": report.stats([r["rate"] for r in sides["naive"]]),
-                          "runs": sides["naive"]},
-                "ratio": report.ratio(sides["kafka-bridge"], sides["naive"])}
+        out[direction] = {str(size): _throughput(sides)
+                          for size, sides in raw[direction].items()}
     lat = raw["latency"]
     out["latency"] = {"rate": bench.latency_rate, "seconds": bench.latency_seconds,
                       **{k: report.stats([r[k] for r in lat["runs"]])
@@ -108,9 +142,9 @@ def summarise(raw: dict, bench: scenarios.Bench) -> dict:
         "idle": {k: report.stats([r[k] for r in lat["idle"]]) for k in ("cpu_percent", "rss_mb")},
         "load_1000": {k: report.stats([r[k] for r in lat["load"]])
                       for k in ("cpu_percent", "rss_mb")},
-        "max_throughput": {k: report.stats([r[k] for r in fwd["kafka-bridge"]])
+        "max_throughput": {k: report.stats([r[k] for r in fwd[scenarios.BRIDGE]])
                            for k in ("cpu_percent", "rss_mb")},
-        "naive_max_throughput": {k: report.stats([r[k] for r in fwd["naive"]])
+        "naive_max_throughput": {k: report.stats([r[k] for r in fwd[scenarios.NAIVE]])
                                  for k in ("cpu_percent", "rss_mb")}}
     return out
 
@@ -132,7 +166,16 @@ def targets(out: dict) -> list[dict]:
          d["consume"]["ratio_vs_fake"], 0.8, True, "x"),
         ("listener ready, kafka-notify://", "<= 1 s", out["listener_ready"]["kafka-notify"],
          1.0, False, " s"),
+        ("forward bridge CPU per 1 KB notification", "<= 80 us",
+         out["forward"][kb][scenarios.BRIDGE]["cpu_us"]["bridge"], 80.0, False, " us"),
     ]
+    for direction in ("forward", "reverse"):
+        versus = out[direction][kb].get("workers2_vs_1", {})
+        for proc in PROCESSES:
+            if f"cpu_us_{proc}" in versus:
+                checks.append((f"{direction} CPU per notification of {proc}, workers=2 vs 1 "
+                               f"(1 KB)", "<= 1.10x", versus[f"cpu_us_{proc}"], 1.10, False,
+                               "x"))
     result = []
     for name, target, summary, bound, higher, unit in checks:
         median = summary["median"]
@@ -145,6 +188,7 @@ def targets(out: dict) -> list[dict]:
 
 def run(args: argparse.Namespace) -> dict:
     began = time.monotonic()
+    load_at_start = report.load()
     sizes = (1024,) if args.quick else SIZES
     driver_sizes = (1024,) if args.quick else tuple(args.driver_sizes)
 
@@ -163,12 +207,13 @@ def run(args: argparse.Namespace) -> dict:
                                 latency_seconds=args.latency_seconds, log=log)
         raw: dict = {"forward": {}, "reverse": {}, "driver": {}}
         try:
-            for size in sizes:
-                log(f"forward throughput, {size} B")
-                raw["forward"][size] = scenarios.forward(bench, size)
-            for size in sizes:
-                log(f"reverse throughput, {size} B")
-                raw["reverse"][size] = scenarios.reverse(bench, size)
+            for direction, measure in (("forward", scenarios.forward),
+                                       ("reverse", scenarios.reverse)):
+                for size in sizes:
+                    sides = (scenarios.BRIDGE, scenarios.NAIVE) if size != WORKERS_SIZE else (
+                        scenarios.BRIDGE, scenarios.BRIDGE_2W, scenarios.NAIVE)
+                    log(f"{direction} throughput, {size} B: {', '.join(sides)}")
+                    raw[direction][size] = measure(bench, size, sides)
             log("added latency and resources")
             raw["latency"] = scenarios.latency(bench)
             for size in driver_sizes:
@@ -184,6 +229,8 @@ def run(args: argparse.Namespace) -> dict:
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime(
                    "%Y-%m-%d %H:%M UTC"),
                "machine": report.machine(), "settings": settings(),
+               "load": report.load(since=load_at_start),
+               "broker_processes": sorted(bench.broker_pids),
                "parameters": {"count": args.count, "runs": args.runs, "sizes": list(sizes),
                               "driver_sizes": list(driver_sizes),
                               "latency_rate": bench.latency_rate,
@@ -213,10 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the Notes section of the Markdown report")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: summarise the runs in --output again and "
+                             "rewrite it, the Markdown and the chart")
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.runs, args.latency_seconds, args.no_chart = 200, 1, 2.0, True
-    results = run(args)
+    if args.report_only:
+        results = resummarise(json.loads(args.output.read_text()))
+        results["notes"] = results.get("notes", []) + args.note
+    else:
+        results = run(args)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     if args.markdown:

@@ -1,8 +1,9 @@
 """Real traffic for the demo and the tests: the daemon in a subprocess, and both sides.
 
 ``BridgeProcess`` writes a configuration file, starts the daemon in its own
-process group (cotyledon master + worker), waits for its readiness log
-line, and stops it with SIGTERM or SIGKILL.
+process group (the parent and its ``[kafka_bridge] workers`` worker
+processes), waits for the parent's log line saying every worker is running,
+and stops it with SIGTERM or SIGKILL (the whole daemon, or one worker).
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from kafka_bridge_devenv.brokers import Brokers
 from kafka_bridge_devenv.processes import free_port
 
-READY_LINE = "kafka-bridge running"
+#: logged by the parent once every worker is running
+READY_LINE = "kafka-bridge ready: "
+#: logged by each worker once both sides are connected
+RUNNING_LINE = "kafka-bridge running"
+#: logged by each worker when it stops, with its counters
 STOPPED_LINE = "kafka-bridge stopped: "
+#: in the process title of a worker (cotyledon: "<program>: ServiceWrapper worker(N)")
+WORKER_TITLE = b"worker("
 
 
 def wait_until(condition: Callable[[], bool], timeout: float,
@@ -56,11 +63,14 @@ class BridgeProcess:
 
     def __init__(self, directory: Path, brokers: Brokers,
                  sections: Mapping[str, Mapping[str, object]],
-                 python_warnings: str | None = "ignore") -> None:
+                 python_warnings: str | None = "ignore",
+                 env: Mapping[str, str] | None = None) -> None:
         """python_warnings: the daemon's PYTHONWARNINGS; None for Python's defaults
-        (what an operator's process shows)."""
+        (what an operator's process shows). env: variables added to the daemon's
+        environment (e.g. NOTIFY_SOCKET)."""
         directory.mkdir(parents=True, exist_ok=True)
         self._python_warnings = python_warnings
+        self._env = dict(env or {})
         self.config = directory / "kafka-bridge.conf"
         self.log = directory / "kafka-bridge.log"
         self.metrics_port = free_port()
@@ -85,14 +95,14 @@ class BridgeProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kafka_bridge.daemon.cli", "--config-file",
                  str(self.config)], stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+                stdin=subprocess.DEVNULL, start_new_session=True, env={**env, **self._env})
         return self
 
     def start(self, ready_timeout: float = 60) -> BridgeProcess:
         proc = self.start_without_waiting().proc
         assert proc is not None
         wait_until(lambda: READY_LINE in self.output() or proc.poll() is not None,
-                   ready_timeout, "the bridge to report it is running")
+                   ready_timeout, "the bridge to report that every worker is running")
         assert proc.poll() is None, f"kafka-bridge exited:\n{self.output()[-4000:]}"
         return self
 
@@ -133,16 +143,45 @@ class BridgeProcess:
         return time.monotonic() - began
 
     def kill(self) -> None:
-        """SIGKILL the bridge's whole process group (master and worker)."""
+        """SIGKILL the bridge's whole process group (the parent and its workers)."""
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
-    def stats(self) -> dict[str, dict[str, object]]:
-        """The per-direction counters the bridge logged when it stopped."""
+    def worker_pids(self) -> list[int]:
+        """The worker processes running now (children of the parent, by process title)."""
+        assert self.proc is not None
+        pids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                try:
+                    title = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if WORKER_TITLE in title:
+                    pids.append(child)
+        return sorted(pids)
+
+    def kill_worker(self, pid: int) -> None:
+        """SIGKILL one worker; the parent starts another in its place."""
+        assert pid in self.worker_pids(), f"{pid} is not a worker of this bridge"
+        os.kill(pid, signal.SIGKILL)
+
+    def worker_stats(self) -> list[dict[str, dict[str, object]]]:
+        """The per-direction counters each worker of this run logged when it stopped."""
         lines = [line for line in self.output().splitlines() if STOPPED_LINE in line]
-        assert lines, f"no stop report in the log:\n{self.output()[-3000:]}"
-        return ast.literal_eval(lines[-1].split(STOPPED_LINE, 1)[1])
+        return [ast.literal_eval(line.split(STOPPED_LINE, 1)[1]) for line in lines]
+
+    def stats(self) -> dict[str, dict[str, object]]:
+        """The per-direction counters the last worker to stop logged (with one worker:
+        the bridge's)."""
+        reports = self.worker_stats()
+        assert reports, f"no stop report in the log:\n{self.output()[-3000:]}"
+        return reports[-1]
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

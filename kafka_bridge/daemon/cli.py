@@ -17,6 +17,31 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from kafka_bridge.daemon.metrics import HealthServer
+    from kafka_bridge.daemon.workers import WorkerRegistry
+
+
+def serve_daemon_endpoint(conf: cfg.ConfigOpts, workers: WorkerRegistry) -> HealthServer:
+    """The parent's [metrics] endpoint: every worker's metrics summed, ready when all are.
+
+    Raises OSError if the port cannot be bound. Forked workers close their
+    inherited copy of the listening socket.
+    """
+    from oslo_log import log as logging
+
+    from kafka_bridge.daemon.metrics import DaemonMetrics, HealthServer
+    metrics = DaemonMetrics(workers.expositions, workers.running, workers.expected)
+    server = HealthServer(conf.metrics.host, conf.metrics.port, metrics, workers.ready)
+    os.register_at_fork(after_in_child=server.forget)
+    server.start()
+    logging.getLogger(__name__).info("metrics and health on http://%s:%d/metrics",
+                                     conf.metrics.host, server.port)
+    return server
 
 
 def run_on_threads() -> None:
@@ -36,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ``kafka-bridge replay|tail|check ...`` runs that operator tool instead.
     Once the bridge ran, the process ends here (os._exit) rather than returning.
+
+    This process is the parent: oslo.service's launcher forks [kafka_bridge]
+    workers worker processes from it and restarts any that exits. It serves
+    the daemon's metrics and health endpoint and sends systemd READY=1 once
+    every worker is running (the launcher would send it at once: it is kept
+    from seeing NOTIFY_SOCKET).
     """
     run_on_threads()
     argv = sys.argv[1:] if argv is None else argv
@@ -57,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from kafka_bridge.daemon.config import (BridgeConfigError, bound_exit, check_values,
-                                            make_conf, unread_options, validate)
+                                            make_conf, unread_options, validate,
+                                            worker_count)
     try:
         conf = make_conf(argv)
         check_values(conf)
@@ -79,7 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     from oslo_service import service
 
     from kafka_bridge.daemon.service import BridgeService
-    launcher = service.launch(conf, BridgeService(conf), restart_method="mutate")
+    from kafka_bridge.daemon.workers import WorkerRegistry
+    workers = WorkerRegistry(worker_count(conf), os.environ.pop("NOTIFY_SOCKET", None))
+    workers.start()
+    if conf.metrics.enabled:
+        try:
+            serve_daemon_endpoint(conf, workers)
+        except OSError as exc:
+            print(f"kafka-bridge: cannot serve metrics on {conf.metrics.host}:"
+                  f"{conf.metrics.port} ([metrics] host, port): {exc}", file=sys.stderr)
+            return 2
+    launcher = service.launch(conf, BridgeService(conf, workers.reporter()),
+                              workers=workers.expected, restart_method="mutate")
     try:
         status = launcher.wait() or 0
     except SystemExit as done:  # cotyledon's master ends so once its workers are gone

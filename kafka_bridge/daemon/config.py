@@ -141,6 +141,25 @@ def check_values(conf: cfg.ConfigOpts) -> None:
                 f"{_allowed(opt) if opt is not None else exc.__cause__ or exc}") from None
 
 
+def worker_count(conf: cfg.ConfigOpts) -> int:
+    """``[kafka_bridge] workers`` as a number: auto is the CPUs this process may run on.
+
+    Raises BridgeConfigError naming the accepted values.
+    """
+    value = conf.kafka_bridge.workers.strip().lower()
+    if value == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise BridgeConfigError(f"[kafka_bridge] workers={conf.kafka_bridge.workers!r} is "
+                                f"neither a number of processes (1 or more) nor auto")
+    return count
+
+
 def validate(conf: cfg.ConfigOpts) -> None:
     """Check what can be checked without a broker; raises BridgeConfigError.
 
@@ -152,6 +171,7 @@ def validate(conf: cfg.ConfigOpts) -> None:
     except LibraryMismatch as exc:
         raise BridgeConfigError(str(exc)) from None
     kafka_settings(conf)
+    worker_count(conf)
     local = oslo_messaging.get_notification_transport(conf)
     try:
         rabbit_settings.RabbitSettings.from_transport(local)

@@ -1,8 +1,12 @@
 """Prometheus metrics and the /healthz and /readyz probes of the daemon, on one HTTP port.
 
-Counters and gauges are read from the pumps' ``PumpStats`` when Prometheus
-scrapes, so the hot path only increments integers. Labels stay bounded:
-direction, event, and for consumer lag the configured topics' partitions.
+Each worker process keeps its own registry (``BridgeMetrics``): counters and
+gauges are read from its pumps' ``PumpStats`` when scraped, so the hot path
+only increments integers. The parent process serves the daemon's endpoint
+(``DaemonMetrics``): on each scrape it reads every worker's private endpoint
+and sums the samples, and keeps the final counts of workers that are gone,
+so counters never go back. Labels stay bounded: direction, event, and for
+consumer lag the configured topics' partitions.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import http.server
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 from kafka_bridge.pump import Pump
 
@@ -72,10 +77,91 @@ class BridgeMetrics:
         yield from (total, in_flight, backpressure, lag)
 
 
+#: gauges that add up across workers; the others (backpressure, lag) take the largest value
+SUMMED_GAUGES = frozenset({"kafka_bridge_in_flight"})
+
+#: families whose samples count events since a worker started, summed over every worker
+CUMULATIVE_TYPES = frozenset({"counter", "histogram", "summary"})
+
+
+def merge(expositions: Iterable[tuple[str, bool]]) -> list[Metric]:
+    """The families of several workers' expositions (text, is_retired) as one.
+
+    Counters and histograms are summed over every exposition; gauges over the
+    live ones only (SUMMED_GAUGES summed, the others their maximum). The
+    ``_created`` samples of single workers are left out.
+    """
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text, retired in expositions:
+        for family in text_string_to_metric_families(text):
+            cumulative = family.type in CUMULATIVE_TYPES
+            if family.name.endswith("_created") or (retired and not cumulative):
+                continue
+            if family.name not in families:
+                families[family.name] = Metric(family.name, family.documentation, family.type)
+                values[family.name] = {}
+            summed = cumulative or family.name in SUMMED_GAUGES
+            merged = values[family.name]
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if key not in merged:
+                    merged[key] = sample.value
+                elif summed:
+                    merged[key] += sample.value
+                else:
+                    merged[key] = max(merged[key], sample.value)
+    for name, family in families.items():
+        for (sample_name, labels), value in values[name].items():
+            family.add_sample(sample_name, dict(labels), value)
+    return list(families.values())
+
+
+class _Families:
+    """A collector yielding fixed families (to render merged ones)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def compact(expositions: Iterable[str]) -> str:
+    """Gone workers' final expositions as one: their cumulative families summed."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(merge((text, True) for text in expositions)))
+    return generate_latest(registry).decode()
+
+
+class DaemonMetrics:
+    """The parent's registry: every worker's metrics summed, and the number of workers."""
+
+    def __init__(self, expositions: Callable[[], Iterable[tuple[str, bool]]],
+                 running: Callable[[], int], configured: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._expositions = expositions
+        self._running = running
+        self._configured = configured
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Any]:
+        """prometheus_client collector protocol: the workers' metrics right now."""
+        yield from merge(self._expositions())
+        workers = GaugeMetricFamily("kafka_bridge_workers",
+                                    "Worker processes: configured, and running now.",
+                                    labels=["state"])
+        workers.add_metric(["configured"], self._configured)
+        workers.add_metric(["running"], self._running())
+        yield workers
+
+
 class HealthServer:
     """Serves /metrics, /healthz and /readyz from a daemon thread."""
 
-    def __init__(self, host: str, port: int, metrics: BridgeMetrics,
+    def __init__(self, host: str, port: int, metrics: BridgeMetrics | DaemonMetrics,
                  ready: Callable[[], bool]) -> None:
         handler = _handler(metrics, ready)
         self._server = http.server.ThreadingHTTPServer((host, port), handler)
@@ -89,14 +175,19 @@ class HealthServer:
 
     def start(self) -> None:
         self._thread.start()
-        LOG.info("metrics and health on http://%s:%d/metrics", *self._server.server_address)
+        LOG.debug("metrics and health on http://%s:%d/metrics", *self._server.server_address)
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
 
+    def forget(self) -> None:
+        """In a forked child: close the inherited listening socket (the thread serving
+        it exists only in the parent)."""
+        self._server.socket.close()
 
-def _handler(metrics: BridgeMetrics, ready: Callable[[], bool]) -> type:
+
+def _handler(metrics: BridgeMetrics | DaemonMetrics, ready: Callable[[], bool]) -> type:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path == "/metrics":

@@ -2,8 +2,8 @@
 
 ``[DEFAULT] transport_url`` (oslo.messaging's own option) names the local
 transport, normally ``rabbit://``; ``[kafka_bridge] kafka_url`` names Kafka.
-Every option but ``[metrics]`` is mutable: SIGHUP re-reads the files and
-restarts the pumps with the new values.
+Every option but ``[metrics]``, ``workers`` and ``single_active_consumer`` is
+mutable: SIGHUP re-reads the files and restarts the workers with the new values.
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ BRIDGE_OPTS = [
                  help="Seconds to wait for more notifications once the first of a batch "
                       "arrived. 0: forward at once what has arrived (lowest latency). "
                       "Raise it only to trade latency for fewer, larger batches."),
+    cfg.StrOpt("workers", default="1",
+               help="Worker processes, each with its own connections: a number, or auto "
+                    "for one per CPU this process may run on. Forward workers are "
+                    "competing consumers of the same queues and reverse workers members of "
+                    "the same consumer group, so the notifications of one key may be "
+                    "forwarded out of order across workers (see [forward] "
+                    "single_active_consumer). One metrics and health endpoint serves the "
+                    "whole daemon. Changing it needs a restart."),
     cfg.FloatOpt("shutdown_timeout", mutable=True, default=8.0, min=0.0,
                  help="Seconds SIGTERM waits for in-flight notifications to be confirmed. "
                       "What is not confirmed by then goes back to its source (RabbitMQ "
@@ -58,6 +66,14 @@ FORWARD_OPTS = [
                     "Without one it consumes the default queues (<topic>.<priority>) and "
                     "competes with any other consumer of them: use that only when the "
                     "bridge is their sole reader. Bridges sharing a pool share the load."),
+    cfg.BoolOpt("single_active_consumer", default=False,
+                help="Declare the bridge's queues with RabbitMQ's x-single-active-consumer: "
+                     "one consumer of a queue (one worker of one bridge) receives at a time, "
+                     "the others stand by and take over if it goes away. Keeps the order of "
+                     "the notifications of a queue, hence of each record key, in Kafka, at "
+                     "the price of one worker per queue. RabbitMQ refuses to redeclare an "
+                     "existing queue with another value: delete the queues (or use a new "
+                     "pool) when changing it. Changing it needs a restart."),
     cfg.StrOpt("topic_template", mutable=True, default="{topic}.{priority}",
                help="Kafka topic of a notification. Fields: {exchange}, {topic}, "
                     "{priority}, {event_type}, {publisher_id}, or a path into the "

@@ -1,4 +1,9 @@
-"""The bridge as an oslo.service service: wires sources, pumps and sinks per mode."""
+"""The bridge as an oslo.service service: wires sources, pumps and sinks per mode.
+
+One instance runs in each worker process; it reports to the parent process
+(``workers.WorkerReporter``), which serves the daemon's metrics endpoint and
+tells systemd.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
-from oslo_service import service, systemd
+from oslo_service import service
+from prometheus_client import generate_latest
 
 from kafka_bridge.daemon.config import kafka_settings, parse_start_from, topic_template
 from kafka_bridge.daemon.metrics import BridgeMetrics, HealthServer
 from kafka_bridge.daemon.shutdown import finish_within
+from kafka_bridge.daemon.workers import RUNNING, STARTING, STOPPED, WorkerReporter
 from kafka_bridge.deadline import Deadline
 from kafka_bridge.kafka.connectivity import check_connection
 from kafka_bridge.kafka.consumer import Subscription
@@ -46,13 +53,18 @@ RELEASE_TIMEOUT = 1.0
 #: up to 1 s on a loaded machine: within shutdown_timeout + 2 s in all.
 STOP_LIMIT = 0.5
 
+#: the queue argument of [forward] single_active_consumer
+SINGLE_ACTIVE_CONSUMER = {"x-single-active-consumer": True}
+
 
 class BridgeService(service.Service):
     """Runs the configured directions; ready once both sides are connected."""
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, reporter: WorkerReporter | None = None) -> None:
+        """reporter: how this worker tells the parent process its state (None: nobody)."""
         super().__init__()
         self.conf = conf
+        self._reporter = reporter
         self.pumps: dict[str, Pump[Any, Any]] = {}
         self._sources: list[tuple[str, Source[Any]]] = []
         self._closers: list[tuple[str, Callable[[], None]]] = []
@@ -91,22 +103,33 @@ class BridgeService(service.Service):
                 conf.forward.output_format, conf.forward.dead_letter_topic)
             self._run("forward", RabbitNotificationSource(
                 self._local, conf.forward.exchanges, conf.forward.topics,
-                conf.forward.priorities, conf.forward.pool, *batch), route, kafka_sink)
+                conf.forward.priorities, conf.forward.pool, *batch,
+                queue_arguments=SINGLE_ACTIVE_CONSUMER
+                if conf.forward.single_active_consumer else None), route, kafka_sink)
         if self._stopping.is_set():  # stopped while a source was still connecting
             return
         self._ready = True
         LOG.info("kafka-bridge running: mode %s, Kafka %s", mode,
                  ",".join(settings.bootstrap_servers))
-        systemd.notify_once()
+        self._report(RUNNING)
 
     def _serve_health(self) -> None:
-        # Once per worker process: a SIGHUP restart keeps the endpoint.
-        if self._health is not None or not self.conf.metrics.enabled:
+        # Once per worker process: a SIGHUP restart keeps the endpoint. It is
+        # private (an ephemeral port on the loopback): the parent process reads
+        # it and serves the daemon's [metrics] endpoint.
+        if self._health is None and self.conf.metrics.enabled:
+            self._metrics = BridgeMetrics(lambda: dict(self.pumps), self._lag)
+            self._health = HealthServer("127.0.0.1", 0, self._metrics, self.ready)
+            self._health.start()
+        self._report(STARTING)
+
+    def _report(self, state: str) -> None:
+        if self._reporter is None:
             return
-        self._metrics = BridgeMetrics(lambda: dict(self.pumps), self._lag)
-        self._health = HealthServer(self.conf.metrics.host, self.conf.metrics.port,
-                                    self._metrics, self.ready)
-        self._health.start()
+        final = None
+        if state == STOPPED and self._metrics is not None:
+            final = generate_latest(self._metrics.registry).decode()
+        self._reporter.report(state, self._health.port if self._health else None, final)
 
     def ready(self) -> bool:
         """Both sides connected and no direction in backpressure (for /readyz)."""
@@ -183,6 +206,7 @@ class BridgeService(service.Service):
             finish_within(releases, limit.slice(RELEASE_TIMEOUT))
             LOG.info("kafka-bridge stopped: %s",
                      {n: vars(p.stats) for n, p in self.pumps.items()})
+        self._report(STOPPED)
         super().stop(graceful)
 
     def _give_up(self) -> None:

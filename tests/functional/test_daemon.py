@@ -22,9 +22,10 @@ import pytest
 import kafka_bridge_devenv as devenv
 
 from kafka_bridge_devenv.brokers import Brokers, DevenvBrokers
-from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
-                                         TcpProxy, create_topic, kafka_transport,
-                                         local_transport, publish, wait_until)
+from kafka_bridge_devenv.traffic import (RUNNING_LINE, BridgeProcess, KafkaCollector,
+                                         LocalCollector, TcpProxy, create_topic,
+                                         kafka_transport, local_transport, publish,
+                                         wait_until)
 from kafka_bridge.kafka.envelope import OutgoingRecord, encode
 
 TEXT = "x" * 900  # with the envelope, about 1 KB per notification
@@ -397,7 +398,7 @@ def test_sighup_reloads_and_the_bridge_goes_on(tmp_path, brokers, local, bridges
         bridge.config.write_text(bridge.config.read_text().replace(
             "[forward]\n", "[forward]\ntopic_template = {topic}.{priority}.v2\n"))
         bridge.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: bridge.output().count("kafka-bridge running") == 2, 30,
+        wait_until(lambda: bridge.output().count(RUNNING_LINE) == 2, 30,
                    "the bridge to restart its service after SIGHUP")
         assert bridge.proc.poll() is None
         publish(local, unique, range(100, 200))

@@ -145,7 +145,7 @@ def test_unit_parses_with_configparser() -> None:
 @pytest.mark.parametrize(("key", "expected"), [
     ("Type", "notify"),
     # cotyledon's worker, not the main PID, sends READY=1
-    ("NotifyAccess", "all"),
+    ("NotifyAccess", "main"),
     ("User", "kafka-bridge"),
     ("Group", "kafka-bridge"),
     ("Restart", "on-failure"),

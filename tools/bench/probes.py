@@ -365,3 +365,158 @@ class UsageSampler:
         wall = time.monotonic() - self._began
         return {"cpu_percent": 100.0 * (cpu - self._cpu0) / wall,
                 "rss_mb": self.peak_rss / 2**20, "seconds": wall}
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on TCP port (any address), from /proc; None if not found."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def broker_pids(brokers: Brokers) -> dict[str, int]:
+    """{"rabbitmq": pid, "kafka": pid} of the broker processes serving brokers (found by
+    their listening ports, so brokers started elsewhere are found too); missing if not
+    on this machine."""
+    ports = {"rabbitmq": urlsplit(brokers.rabbit_url).port,
+             "kafka": int(brokers.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])}
+    found = {name: listening_pid(port) for name, port in ports.items() if port}
+    return {name: pid for name, pid in found.items() if pid is not None}
+
+
+class CpuMeter:
+    """CPU seconds used by named process trees (a process and its descendants) between
+    construction and stop(), from /proc."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._began = {name: usage(pid)[1] for name, pid in pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: usage(pid)[1] - self._began[name] for name, pid in self._pids.items()}
+
+
+class KafkaDrain:
+    """Waits, without reading records, until a topic's end offsets advanced by count since
+    construction (ListOffsets polled: no consumer competes for the CPU while the bridge
+    runs); then reads those records and takes the rate from the broker's append times
+    (topics created with LOG_APPEND_TIME)."""
+
+    def __init__(self, brokers: Brokers, topic: str) -> None:
+        self._consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+                                       **brokers.kafka_client_config())
+        self._partitions = [TopicPartition(topic, p) for p in
+                            sorted(self._consumer.partitions_for_topic(topic) or [0])]
+        self._start = self._consumer.end_offsets(self._partitions)
+
+    def appended(self) -> int:
+        end = self._consumer.end_offsets(self._partitions)
+        return sum(end[tp] - self._start[tp] for tp in self._partitions)
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        wait_until(lambda: self.appended() >= count, timeout,
+                   lambda: f"{count} records appended (have {self.appended()})",
+                   interval=0.05)
+
+    def read(self) -> tuple[dict[int, float], int]:
+        """({payload.n: append time of its first record}, records read) of what was
+        appended since construction."""
+        self._consumer.assign(self._partitions)
+        for tp in self._partitions:
+            self._consumer.seek(tp, self._start[tp])
+        end = self._consumer.end_offsets(self._partitions)
+        first: dict[int, float] = {}
+        records = 0
+        deadline = time.monotonic() + 120
+        while any(self._consumer.position(tp) < end[tp] for tp in self._partitions):
+            assert time.monotonic() < deadline, "reading the appended records timed out"
+            for batch in self._consumer.poll(timeout_ms=200).values():
+                for record in batch:
+                    records += 1
+                    assert record.timestamp_type == LOG_APPEND_TIME_TYPE, \
+                        "the topic was not created with LOG_APPEND_TIME"
+                    n = json.loads(json.loads(record.value)["oslo.message"])["payload"]["n"]
+                    first.setdefault(n, record.timestamp / 1000)
+        return first, records
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class RabbitDrain:
+    """Declares a notification queue (as RabbitTimer does) with no consumer and times its
+    depth while a bridge fills it (polled: no consumer competes for the CPU); then
+    empties it and returns the distinct notification ids."""
+
+    def __init__(self, rabbit_url: str, topic: str) -> None:
+        url = urlsplit(rabbit_url)
+        self._connection = amqp.Connection(
+            f"{url.hostname}:{url.port}", userid=unquote(url.username),
+            password=unquote(url.password), virtual_host="/")
+        self._connection.connect()
+        self._channel = self._connection.channel()
+        self._queue = f"{topic}.info"
+        self._channel.exchange_declare("openstack", "topic", durable=False, auto_delete=False)
+        self._channel.queue_declare(self._queue, durable=False, auto_delete=False)
+        self._channel.queue_bind(self._queue, "openstack", self._queue)
+        self._channel.queue_purge(self._queue)
+        #: (monotonic time, depth) of each poll
+        self.samples: list[tuple[float, int]] = []
+
+    def depth(self) -> int:
+        depth = self._channel.queue_declare(self._queue, passive=True).message_count
+        self.samples.append((time.monotonic(), depth))
+        return depth
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        wait_until(lambda: self.depth() >= count, timeout,
+                   lambda: f"{count} messages in {self._queue} (have {self.samples[-1][1]})",
+                   interval=0.01)
+
+    def rate(self, count: int) -> tuple[float, float]:
+        """(messages/s, seconds) from the first poll that saw the queue non-empty to the
+        one that saw count (what was there at the first is not counted)."""
+        t0, d0 = next((t, d) for t, d in self.samples if d > 0)
+        t1 = next(t for t, d in self.samples if d >= count)
+        return ((count - d0) / (t1 - t0) if t1 > t0 else float("nan")), t1 - t0
+
+    def take_all(self, quiet: float = 1.0) -> tuple[set[int], int]:
+        """Empty the queue (until nothing came for quiet seconds); the distinct payload.n
+        values it held, and how many messages."""
+        ids: set[int] = set()
+        messages = 0
+
+        def received(message: amqp.Message) -> None:
+            nonlocal messages
+            messages += 1
+            envelope = json.loads(message.body)
+            body = json.loads(envelope["oslo.message"]) if "oslo.message" in envelope \
+                else envelope
+            ids.add(body["payload"]["n"])
+
+        tag = self._channel.basic_consume(self._queue, callback=received, no_ack=True)
+        try:
+            while True:
+                self._connection.drain_events(timeout=quiet)
+        except TimeoutError:
+            pass
+        self._channel.basic_cancel(tag)
+        return ids, messages
+
+    def close(self) -> None:
+        self._connection.close()

@@ -11,14 +11,30 @@ SIZE_LABELS = {200: "200 B", 1024: "1 KB", 4096: "4 KB"}
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    values = [v for v in values if v == v]  # drop NaN
+    """median, min, max of values, NaN left out (all three NaN if nothing is left)."""
+    values = [v for v in values if v == v]
+    if not values:
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "runs": 0}
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "runs": len(values)}
 
 
+def quotient(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN when the denominator is 0 (too short to measure)."""
+    return numerator / denominator if denominator else float("nan")
+
+
 def ratio(numerators: list[dict], denominators: list[dict], key: str = "rate") -> dict:
     """Per-run ratios (same run, same brokers), summarised."""
-    return stats([a[key] / b[key] for a, b in zip(numerators, denominators)])
+    return stats([quotient(a[key], b[key]) for a, b in zip(numerators, denominators)])
+
+
+def ratio_of_medians(numerators: list[float], denominators: list[float]) -> dict:
+    """median(numerators) / median(denominators), with min and max of the run-by-run
+    ratios."""
+    per_run = stats([quotient(a, b) for a, b in zip(numerators, denominators)])
+    middle = quotient(stats(numerators)["median"], stats(denominators)["median"])
+    return {**per_run, "median": middle}
 
 
 def machine() -> dict[str, object]:
@@ -32,6 +48,41 @@ def machine() -> dict[str, object]:
     return {"nproc": os.cpu_count(), "cpu_model": model,
             "memory_gb": round(memory_kb / 2**20, 1), "kernel": platform.release(),
             "python": platform.python_version()}
+
+
+def load(since: dict | None = None) -> dict[str, object]:
+    """The machine's load now: load averages, and CPU time counters; with since (an
+    earlier load()), also how busy all CPUs were in between, by anything."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(f) for f in fields]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    now = {"loadavg": [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]],
+           "cpu_ticks": sum(ticks), "idle_ticks": idle}
+    if since is not None:
+        total = now["cpu_ticks"] - since["cpu_ticks"]
+        now["busy_percent_during_run"] = (
+            100.0 * (1 - (idle - since["idle_ticks"]) / total) if total else float("nan"))
+        now["loadavg_at_start"] = since["loadavg"]
+    return now
+
+
+def _duplicates(run: dict, count: int) -> float:
+    """Notifications of a drain run delivered more than once (records or messages beyond
+    the distinct ones)."""
+    if "records" in run:
+        return run["records"] - count
+    if "messages" in run:
+        return run["messages"] - run["delivered"]
+    return float("nan")
+
+
+def _load_sentence(load: dict | None) -> str:
+    if not load or "loadavg_at_start" not in load:
+        return ""
+    return (f" Machine load: load average {load['loadavg_at_start'][0]:.1f} at the start "
+            f"and {load['loadavg'][0]:.1f} at the end; all CPUs "
+            f"{load['busy_percent_during_run']:.0f}% busy during the run (everything on the "
+            "machine, this benchmark included).")
 
 
 def fmt(summary: dict[str, float], digits: int = 0, unit: str = "") -> str:
@@ -51,7 +102,7 @@ def markdown(results: dict) -> str:
         "Kafka 4.1.1 node, on this machine).", "",
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB memory, "
         f"Linux {m['kernel']}, Python {m['python']}. The brokers, the bridges and the "
-        "load generators share these CPUs.", "",
+        "load generators share these CPUs." + _load_sentence(results.get("load")), "",
         "## Settings", "",
         "| | compression | batching | linger | acks |", "|---|---|---|---|---|"]
     for side, setting in s.items():
@@ -67,21 +118,74 @@ def markdown(results: dict) -> str:
         lines.append(f"| {t['name']}: {t['target']} | {t['measured']} | "
                      f"{'yes' if t['met'] else '**no**'} |")
 
-    lines += ["", "## Bridge throughput (notifications/s, acknowledged at both ends)", "",
-              "Forward: N notifications pre-loaded in the bridge's own RabbitMQ queue, "
-              "the bridge started, N distinct notifications readable in Kafka (the queue "
-              "is checked empty afterwards). Reverse: N records pre-loaded in Kafka, read "
-              "from the beginning, N distinct notifications received from RabbitMQ (a plain "
-              "py-amqp consumer of the queue an oslo listener would read, so that the "
-              "measuring end is not the bottleneck). Naive: an oslo listener (threading "
-              "executor) re-sending each notification through an oslo Notifier on "
-              "`kafka://` (forward) or `rabbit://` (reverse).", "",
-              "| direction | size | kafka-bridge | naive | ratio |", "|---|---|---|---|---|"]
+    lines += ["", "## Bridge throughput and CPU per notification", "",
+              "Forward: N notifications pre-loaded in the side's own RabbitMQ queue, the "
+              "side started, until N are appended in Kafka; while it drains nothing reads "
+              "the topic (its end offsets are polled), then the records are read and the "
+              "rate is taken from the broker's append times (LogAppendTime), from the first "
+              "record to the N-th distinct one (the queue is checked empty afterwards). "
+              "Reverse: N records pre-loaded in Kafka, read from the beginning, until N are "
+              "in the RabbitMQ queue an oslo listener would read; nothing consumes it while "
+              "it fills (its depth is polled every 10 ms and gives the rate), then it is "
+              "emptied and checked. Earlier versions read the topic with a kafka-python "
+              "consumer in the benchmark process during the drain: on these two shared "
+              "cores it took 140-340 us of CPU per notification of the naive bridge's "
+              "output (record batches of a few records, linger 0) against 50-90 us for "
+              "kafka-bridge's, made the Kafka broker spend about twice as much per record, "
+              "and so held the naive forward bridge at about 0.6x of its rate (its 1.3k/s, "
+              "where an independent implementation of the same design measured 2.0k/s). "
+              "CPU: what the side's processes (all of them: the parent and every worker) "
+              "and each broker process used during the drain, from /proc, per "
+              "notification. Naive: an oslo listener (threading executor) re-sending each "
+              "notification through an oslo Notifier on `kafka://` (forward) or `rabbit://` "
+              "(reverse). Cores busy: rate x the three CPU figures, what bridge and brokers "
+              "kept busy together. Delivered twice: records (forward) or messages "
+              "(reverse) beyond the N distinct ones; CPU is per distinct notification, so "
+              "it includes them. Reverse with two workers starts with a rebalance: the "
+              "second worker joins while the first already reads every partition, and what "
+              "the first acknowledged but had not committed yet (commits go every "
+              "commit_interval, 0.2 s; kafka-python refuses them inside the revocation "
+              "callback) is read again by the new owner.", "",
+              "| direction | size | side | notifications/s | bridge CPU us | RabbitMQ CPU us "
+              "| Kafka CPU us | cores busy | delivered twice | vs naive |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for direction in ("forward", "reverse"):
         for size, r in results[direction].items():
-            lines.append(f"| {direction} | {SIZE_LABELS[int(size)]} | "
-                         f"{fmt(r['kafka-bridge']['rate'])} | {fmt(r['naive']['rate'])} | "
-                         f"{fmt(r['ratio'], 2, 'x')} |")
+            for side, data in r.items():
+                if not isinstance(data, dict) or "cpu_us" not in data:
+                    continue
+                cpu = data["cpu_us"]
+                busy = data["rate"]["median"] * sum(
+                    cpu[p]["median"] for p in cpu) / 1e6
+                versus = {"kafka-bridge": r["ratio"],
+                          "kafka-bridge workers=2": r.get("ratio_workers2")}.get(side)
+                twice = stats([_duplicates(run, results["parameters"]["count"])
+                               for run in data["runs"]])
+                lines.append(
+                    f"| {direction} | {SIZE_LABELS[int(size)]} | {side} | "
+                    f"{fmt(data['rate'])} | "
+                    + " | ".join(fmt(cpu[p]) if p in cpu else "-"
+                                 for p in ("bridge", "rabbitmq", "kafka"))
+                    + f" | {busy:.2f} | {fmt(twice)} | "
+                    f"{fmt(versus, 2, 'x') if versus else ''} |")
+    lines += ["", "### Two worker processes against one (1 KB, run by run)", "",
+              "Ratios of workers=2 to workers=1 in the same run. CPU per notification is "
+              "what shows whether a worker costs extra (smaller batches, more acks, more "
+              "produce requests): if it stays the same, the rate grows with free cores until "
+              "a broker saturates. The rate itself cannot grow on this machine: bridge and "
+              "brokers share its two cores (cores busy, above), with whatever else runs on "
+              "it (machine load, above).", "",
+              "| direction | rate | bridge CPU per notification | RabbitMQ CPU per record "
+              "| Kafka CPU per record |", "|---|---|---|---|---|"]
+    for direction in ("forward", "reverse"):
+        for size, r in results[direction].items():
+            if "workers2_vs_1" not in r:
+                continue
+            w = r["workers2_vs_1"]
+            lines.append(f"| {direction} | {fmt(w['rate'], 2, 'x')} | "
+                         + " | ".join(fmt(w[f"cpu_us_{p}"], 2, "x") if f"cpu_us_{p}" in w
+                                      else "-" for p in ("bridge", "rabbitmq", "kafka"))
+                         + " |")
 
     lat = results["latency"]
     alone, read_here = lat["rabbitmq_alone"], lat["read_here"]

@@ -43,6 +43,8 @@ class Bench:
 
     def __post_init__(self) -> None:
         self.rabbit = transport(self.brokers.rabbit_url)
+        #: the broker processes whose CPU is measured beside the bridges'
+        self.broker_pids = probes.broker_pids(self.brokers)
 
     @property
     def kafka_url(self) -> str:
@@ -63,90 +65,138 @@ def name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _forward_bridge(bench: Bench, topic: str, pool: str) -> BridgeProcess:
+def _forward_bridge(bench: Bench, topic: str, pool: str, workers: int = 1) -> BridgeProcess:
     return BridgeProcess(bench.directory / name("bridge-fwd"), bench.brokers, {
-        "kafka_bridge": {"mode": "forward"},
+        "kafka_bridge": {"mode": "forward", "workers": workers},
         "forward": {"topics": topic, "pool": pool, "exchanges": "openstack",
                     "priorities": "info"}})
 
 
-def forward(bench: Bench, size: int) -> dict[str, list[dict]]:
-    """Pre-load N in each bridge's own RabbitMQ queue, start it, time until N are in Kafka."""
-    out: dict[str, list[dict]] = {"kafka-bridge": [], "naive": []}
-    sides = {}
-    topic, pool = name(f"fwd-kb-{size}"), name("pool-kb")
-    sides["kafka-bridge"] = (topic, pool, _forward_bridge(bench, topic, pool))
-    topic, pool = name(f"fwd-naive-{size}"), name("pool-naive")
-    sides["naive"] = (topic, pool, probes.NaiveProcess(
-        bench.directory / "naive", "forward", bench.brokers.rabbit_url, bench.kafka_url,
-        topic, pool))
+#: the throughput sides: kafka-bridge with 1 and 2 worker processes, and the naive bridge
+BRIDGE, BRIDGE_2W, NAIVE = "kafka-bridge", "kafka-bridge workers=2", "naive"
+SIDE_WORKERS = {BRIDGE: 1, BRIDGE_2W: 2}
+#: each side's part of the topic, queue and group names
+SIDE_SLUGS = {BRIDGE: "kb", BRIDGE_2W: "kb2w", NAIVE: "naive"}
+
+
+def _cpu_per_notification(cpu: dict[str, float], count: int) -> dict[str, float]:
+    """CPU seconds per process over a drain, as microseconds per notification."""
+    return {process: 1e6 * seconds / count for process, seconds in cpu.items()}
+
+
+def _drain_log(bench: Bench, what: str, result: dict) -> None:
+    cpu = ", ".join(f"{p} {us:,.0f}" for p, us in result["cpu_us"].items())
+    bench.log(f"  {what}: {result['rate']:,.0f}/s; CPU us per notification: {cpu}")
+
+
+def forward(bench: Bench, size: int, sides: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Pre-load N in each side's own RabbitMQ queue, start it, until N are appended in Kafka.
+
+    While it drains nothing else reads: the end offsets are polled, the records are read
+    afterwards and the rate is taken from their append times. CPU of the bridge's processes
+    and of each broker over the drain, from /proc.
+    """
+    out: dict[str, list[dict]] = {side: [] for side in sides}
+    processes = {}
+    for side in sides:
+        topic, pool = name(f"fwd-{SIDE_SLUGS[side]}-{size}"), name("pool")
+        if side == NAIVE:
+            process = probes.NaiveProcess(bench.directory / "naive", "forward",
+                                          bench.brokers.rabbit_url, bench.kafka_url, topic, pool)
+        else:
+            process = _forward_bridge(bench, topic, pool, SIDE_WORKERS[side])
+        processes[side] = (topic, pool, process)
     try:
-        for topic, _, process in sides.values():
-            create_topic(bench.brokers, f"{topic}.info")
+        for topic, _, process in processes.values():
+            create_topic(bench.brokers, f"{topic}.info", configs=probes.LOG_APPEND_TIME)
             process.start()  # declares its queue, then stops: the queue keeps what comes
             process.terminate()
         for run in range(bench.runs):
-            for side, (topic, pool, process) in sides.items():
+            for side, (topic, pool, process) in processes.items():
                 publish(bench.rabbit, topic, range(bench.count), text=probes.text_of(size))
-                timer = probes.KafkaTimer(bench.brokers, f"{topic}.info", from_end=True)
+                drain = probes.KafkaDrain(bench.brokers, f"{topic}.info")
                 try:
                     began = time.monotonic()
                     process.start()
                     pid = process.proc.pid
+                    meter = probes.CpuMeter({"bridge": pid, **bench.broker_pids})
                     sampler = probes.UsageSampler(pid)
-                    timer.wait_for(bench.count, 300)
+                    drain.wait_for(bench.count, 300)
+                    first, records = drain.read()
+                    while len(first) < bench.count:  # duplicates reached the count first
+                        drain.wait_for(records + bench.count - len(first), 300)
+                        first, records = drain.read()
                     done = time.monotonic()
+                    cpu = meter.stop()
                     use = sampler.stop()
                     process.terminate()
                 finally:
-                    timer.close()
+                    drain.close()
+                if len(first) < bench.count:
+                    raise RuntimeError(f"{side}: {bench.count - len(first)} notifications "
+                                       f"missing from {topic}.info")
                 left = probes.queue_depth(bench.brokers.rabbit_url, pool)
-                rate, seconds = probes.span_rate(timer.first, bench.count)
-                out[side].append({"rate": rate, "seconds": seconds,
-                                  "seconds_from_process_start": done - began,
-                                  "left_in_queue": left, "cpu_percent": use["cpu_percent"],
-                                  "rss_mb": use["rss_mb"]})
-                bench.log(f"  forward {size} B {side} run {run + 1}: {rate:,.0f}/s "
-                          f"({left} left in queue)")
+                rate, seconds = probes.span_rate(first, bench.count)
+                result = {"rate": rate, "seconds": seconds,
+                          "seconds_from_process_start": done - began,
+                          "records": records, "left_in_queue": left,
+                          "cpu_us": _cpu_per_notification(cpu, bench.count),
+                          "cpu_percent": use["cpu_percent"], "rss_mb": use["rss_mb"]}
+                out[side].append(result)
+                _drain_log(bench, f"forward {size} B {side} run {run + 1}", result)
     finally:
-        for _, _, process in sides.values():
+        for _, _, process in processes.values():
             process.close()
     return out
 
 
-def reverse(bench: Bench, size: int) -> dict[str, list[dict]]:
-    """Pre-load N records in Kafka; time until N reach an oslo listener on RabbitMQ."""
-    out: dict[str, list[dict]] = {"kafka-bridge": [], "naive": []}
+def reverse(bench: Bench, size: int, sides: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Pre-load N records in Kafka, start a side, until N are in the RabbitMQ queue an oslo
+    listener would read. Nothing consumes that queue while it fills: its depth is polled
+    (the rate is taken from those polls) and it is emptied and checked afterwards."""
+    out: dict[str, list[dict]] = {side: [] for side in sides}
     for run in range(bench.runs):
-        for side in out:
-            topic, group = name(f"rev-{side}-{size}"), name("group")
+        for side in sides:
+            topic, group = name(f"rev-{SIDE_SLUGS[side]}-{size}"), name("group")
             probes.preload_kafka(bench.brokers, f"{topic}.info", bench.count, size)
-            received = probes.RabbitTimer(bench.brokers.rabbit_url, topic)
-            if side == "kafka-bridge":
-                process = BridgeProcess(bench.directory / name("bridge-rev"), bench.brokers, {
-                    "kafka_bridge": {"mode": "reverse"},
-                    "reverse": {"kafka_topics": f"{topic}.info", "group": group,
-                                "start_from": "earliest"}})
-            else:
-                probes.commit_start(bench.brokers, group, f"{topic}.info")
+            drain = probes.RabbitDrain(bench.brokers.rabbit_url, topic)
+            # Every side starts from the group's committed offset 0. (start_from =
+            # earliest would apply in each worker the first time it is assigned a
+            # partition: a second worker joining would rewind what the first had done.)
+            probes.commit_start(bench.brokers, group, f"{topic}.info")
+            if side == NAIVE:
                 process = probes.NaiveProcess(bench.directory / "naive", "reverse",
                                               bench.brokers.rabbit_url, bench.kafka_url,
                                               topic, group)
-            expected = bench.count - (KAFKA_LISTENER_LOSS if side == "naive" else 0)
+            else:
+                process = BridgeProcess(bench.directory / name("bridge-rev"), bench.brokers, {
+                    "kafka_bridge": {"mode": "reverse", "workers": SIDE_WORKERS[side]},
+                    "reverse": {"kafka_topics": f"{topic}.info", "group": group}})
+            expected = bench.count - (KAFKA_LISTENER_LOSS if side == NAIVE else 0)
             try:
                 began = time.monotonic()
                 process.start()
-                received.wait_for(expected, 300)
+                meter = probes.CpuMeter({"bridge": process.proc.pid, **bench.broker_pids})
+                drain.wait_for(expected, 300)
                 done = time.monotonic()
+                cpu = meter.stop()
+                # emptied while the side still runs: if duplicates made up part of the
+                # count, the rest still comes
+                delivered, messages = drain.take_all()
                 process.terminate()
             finally:
                 process.close()
-                received.close()
-            rate, seconds = probes.span_rate(received.first, expected)
-            out[side].append({"rate": rate, "seconds": seconds,
-                              "seconds_from_process_start": done - began,
-                              "delivered": len(received.first)})
-            bench.log(f"  reverse {size} B {side} run {run + 1}: {rate:,.0f}/s")
+                drain.close()
+            if len(delivered) < expected:
+                raise RuntimeError(f"{side}: {expected - len(delivered)} notifications "
+                                   f"missing from {topic}.info in RabbitMQ")
+            rate, seconds = drain.rate(expected)
+            result = {"rate": rate, "seconds": seconds,
+                      "seconds_from_process_start": done - began,
+                      "delivered": len(delivered), "messages": messages,
+                      "cpu_us": _cpu_per_notification(cpu, expected)}
+            out[side].append(result)
+            _drain_log(bench, f"reverse {size} B {side} run {run + 1}", result)
     return out
 
 

@@ -12,10 +12,11 @@ RabbitMQ sent meanwhile, and a confirmed batch is acknowledged with one
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import kombu
@@ -117,8 +118,15 @@ class RabbitNotificationSource:
 
     def __init__(self, transport: oslo_messaging.Transport, exchanges: Sequence[str],
                  topics: Sequence[str], priorities: Sequence[str], pool: str | None,
-                 batch_size: int, batch_timeout: float) -> None:
-        self._settings = RabbitSettings.from_transport(transport)
+                 batch_size: int, batch_timeout: float,
+                 queue_arguments: Mapping[str, Any] | None = None) -> None:
+        """queue_arguments: x-arguments of the queues beside those of the transport's
+        options (quorum, HA), e.g. ``{"x-single-active-consumer": True}``."""
+        settings = RabbitSettings.from_transport(transport)
+        if queue_arguments:
+            settings = dataclasses.replace(settings, queue_arguments={
+                **settings.queue_arguments, **queue_arguments})
+        self._settings = settings
         self._bindings: list[rabbit.Binding] = [
             (exchange, f"{topic}.{priority}", pool)
             for topic in topics for exchange in exchanges for priority in priorities]

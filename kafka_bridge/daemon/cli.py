@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bound_exit(conf)
     oslo_logging.setup(conf, "kafka-bridge")
+    from kafka_bridge.kafka.library_logs import limit_repeats
+    limit_repeats(logging.getLogger())
     log = oslo_logging.getLogger("kafka_bridge.daemon.config")
     for warning in unread_options(conf):
         log.warning("%s", warning)

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 import oslo_messaging
+from cotyledon import oslo_config_glue as cotyledon_glue
 from oslo_config import cfg, types
 from oslo_log import log as logging
 from oslo_service import service as oslo_service
@@ -73,10 +74,29 @@ def make_conf(argv: Sequence[str]) -> cfg.ConfigOpts:
     # batch, not per record (measured: tools/profile_bridge.py).
     conf.set_default("linger_ms", DAEMON_LINGER_MS, group=kafka_options.GROUP)
     conf.set_default("batch_size", DAEMON_BATCH_SIZE, group=kafka_options.GROUP)
+    taken = _register_launcher_opts(conf)
     for group, opts in oslo_service.list_opts():
-        conf.register_opts(opts, group=group)
+        conf.register_opts([opt for opt in opts if opt.dest not in taken], group=group)
     conf(list(argv), project="kafka-bridge", prog="kafka-bridge")
     return conf
+
+
+def _register_launcher_opts(conf: cfg.ConfigOpts) -> set[str]:
+    """Register now the options oslo.service's threading launcher registers at launch
+    (they are read and defaulted before it); their names.
+
+    The launcher registers oslo.service's own definitions from 4.5 on
+    (oslo_service.opts, 2026.1), cotyledon's before (4.3, 2025.2). The two
+    differ (mutable), and a different definition registered first is a
+    duplicate option at launch.
+    """
+    try:
+        from oslo_service import opts as service_opts
+    except ImportError:
+        conf.register_opts(cotyledon_glue.service_opts)
+        return {opt.dest for opt in cotyledon_glue.service_opts}
+    service_opts.register_service_opts(conf)
+    return set()
 
 
 def bound_exit(conf: cfg.ConfigOpts) -> None:

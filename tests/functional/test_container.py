@@ -26,7 +26,7 @@ import pytest
 from kafka_bridge_devenv.brokers import Brokers
 from kafka_bridge_devenv.traffic import (READY_LINE, BridgeProcess, KafkaCollector,
                                          LocalCollector, create_topic, kafka_transport,
-                                         local_transport, publish, wait_until)
+                                         publish, wait_until)
 from kafka_bridge.daemon import options
 from kafka_bridge.kafka.envelope import OutgoingRecord, encode
 from tests.unit.test_deployment_files import REPO
@@ -189,13 +189,6 @@ def containers() -> Iterator[list[BridgeContainer]]:
     yield started
     for container in started:
         container.close()
-
-
-@pytest.fixture
-def local(brokers: Brokers):
-    transport = local_transport(brokers)
-    yield transport
-    transport.cleanup()
 
 
 def kafka_records(topic: str, ids: range) -> list[OutgoingRecord]:

@@ -31,21 +31,6 @@ from kafka_bridge.kafka.envelope import OutgoingRecord, encode
 TEXT = "x" * 900  # with the envelope, about 1 KB per notification
 
 
-@pytest.fixture
-def bridges(tmp_path: Path) -> Iterator[list[BridgeProcess]]:
-    started: list[BridgeProcess] = []
-    yield started
-    for bridge in started:
-        bridge.close()
-
-
-@pytest.fixture
-def local(brokers: Brokers):
-    transport = local_transport(brokers)
-    yield transport
-    transport.cleanup()
-
-
 def forward_bridge(tmp_path: Path, brokers: Brokers, unique: str, name: str = "bridge",
                    **forward: object) -> BridgeProcess:
     return BridgeProcess(tmp_path / name, brokers, {

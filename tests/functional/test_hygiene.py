@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,14 +19,6 @@ from kafka_bridge_devenv.traffic import BridgeProcess, local_transport, publish,
 #: a line kafka-python logged (its loggers are named kafka.*): at any level, below WARNING
 LIBRARY_LINE = re.compile(r"^\S+ \S+ \d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) kafka\.", re.M)
 LIBRARY_INFO = re.compile(r"^\S+ \S+ \d+ (DEBUG|INFO) kafka\.", re.M)
-
-
-@pytest.fixture
-def bridges() -> Iterator[list[BridgeProcess]]:
-    started: list[BridgeProcess] = []
-    yield started
-    for bridge in started:
-        bridge.close()
 
 
 def _closed_port() -> int:

@@ -23,7 +23,6 @@ import termios
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ from kafka.admin import KafkaAdminClient
 from kafka_bridge_devenv.brokers import Brokers
 from kafka_bridge_devenv.processes import free_port
 from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector, LocalCollector,
-                                         create_topic, local_transport, wait_until)
+                                         create_topic, wait_until)
 from kafka_bridge.kafka.envelope import encode, headers_for
 
 TOTAL = 10_000
@@ -88,21 +87,6 @@ class History:
 @pytest.fixture(scope="module")
 def history(brokers: Brokers) -> History:
     return History(brokers)
-
-
-@pytest.fixture
-def local(brokers: Brokers):
-    transport = local_transport(brokers)
-    yield transport
-    transport.cleanup()
-
-
-@pytest.fixture
-def bridges() -> Iterator[list[BridgeProcess]]:
-    started: list[BridgeProcess] = []
-    yield started
-    for bridge in started:
-        bridge.close()
 
 
 def config(tmp_path: Path, brokers: Brokers, topic: str, **sections: dict) -> BridgeProcess:

@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Iterator
 
 import oslo_messaging
-import pytest
 from oslo_context.context import RequestContext
 
-from kafka_bridge_devenv.brokers import Brokers
-from kafka_bridge_devenv.traffic import (BridgeProcess, KafkaCollector, local_transport,
-                                         wait_until)
+from kafka_bridge_devenv.traffic import BridgeProcess, KafkaCollector, wait_until
 from tests.nova_samples import nova_sample
 
 PROJECTS = ("6f70656e737461636b20342065766572", "a3c2d2f1e0b94c6e9d1b7a2f00000001")
 INSTANCES_PER_PROJECT = 3
 EVENTS = ("instance-create-end.json", "instance-delete-start.json")
-
-
-@pytest.fixture
-def local(brokers: Brokers) -> Iterator[oslo_messaging.Transport]:
-    transport = local_transport(brokers)
-    yield transport
-    transport.cleanup()
-
-
-@pytest.fixture
-def bridges() -> Iterator[list[BridgeProcess]]:
-    started: list[BridgeProcess] = []
-    yield started
-    for bridge in started:
-        bridge.close()
 
 
 def _versioned(sample: str, project: str, instance: str) -> dict:

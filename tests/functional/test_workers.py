@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,24 +20,9 @@ from kafka_bridge_devenv.brokers import Brokers
 from kafka_bridge_devenv.processes import free_port
 from kafka_bridge_devenv.traffic import (RUNNING_LINE, BridgeProcess, KafkaCollector,
                                          LocalCollector, create_topic, kafka_transport,
-                                         local_transport, publish, wait_until)
+                                         publish, wait_until)
 
 TEXT = "x" * 900
-
-
-@pytest.fixture
-def bridges() -> Iterator[list[BridgeProcess]]:
-    started: list[BridgeProcess] = []
-    yield started
-    for bridge in started:
-        bridge.close()
-
-
-@pytest.fixture
-def local(brokers: Brokers):
-    transport = local_transport(brokers)
-    yield transport
-    transport.cleanup()
 
 
 @pytest.fixture

@@ -16,8 +16,10 @@ process, microseconds of CPU per notification: median (min-max) over runs.
 With --py-spy PREFIX (``pip install py-spy`` first), py-spy samples the
 worker during each drain, writes PREFIX-<direction>-<run>.txt (collapsed
 stacks) and prints the frames with the most samples (own time) and the most
-inclusive time. --set
-SECTION.OPTION=VALUE sets a bridge option (e.g. to compare linger_ms values).
+inclusive time; with --gil only the thread holding the GIL is sampled, which
+shows where the Python CPU time goes. --set SECTION.OPTION=VALUE sets a bridge
+option (e.g. to compare linger_ms values). Besides the bridge (all its
+processes), the worker process is reported alone.
 
 The bridge runs as ``python -m kafka_bridge.daemon.cli`` from the current
 directory, so running this script from a checkout of another revision (e.g.
@@ -118,11 +120,12 @@ def worker_of(bridge: BridgeProcess) -> int:
 class Sampler:
     """py-spy record on one pid, raw (collapsed) output."""
 
-    def __init__(self, pid: int, out: Path) -> None:
+    def __init__(self, pid: int, out: Path, gil: bool) -> None:
         self.out = out
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid),
-             "--format", "raw", "-o", str(out), "--rate", "250", "--nonblocking"],
+             "--format", "raw", "-o", str(out), "--rate", "250", "--nonblocking",
+             *(["--gil"] if gil else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
@@ -196,7 +199,8 @@ def reverse_run(brokers: Brokers, work: Path, count: int, size: int,
 
 
 def one_run(direction: str, brokers: Brokers, work: Path, count: int, size: int,
-            pids: dict[str, int], spy: Path | None, extra: Sections) -> dict[str, float]:
+            pids: dict[str, int], spy: Path | None, gil: bool,
+            extra: Sections) -> dict[str, float]:
     bridge, preload, counted = (forward_run if direction == "forward" else reverse_run)(
         brokers, work, count, size, extra)
     try:
@@ -205,15 +209,15 @@ def one_run(direction: str, brokers: Brokers, work: Path, count: int, size: int,
         try:
             preload()
         finally:
-            before = {"bridge": cpu_seconds([bridge.proc.pid]),
+            before = {"bridge": cpu_seconds([bridge.proc.pid]), "worker": cpu_seconds([worker]),
                       **{name: cpu_seconds([pid]) for name, pid in pids.items()}}
-            sampler = Sampler(worker, spy) if spy is not None else None
+            sampler = Sampler(worker, spy, gil) if spy is not None else None
             began = time.monotonic()
             os.kill(worker, signal.SIGCONT)
         wait_until(lambda: counted() >= count, 600, f"{count} notifications through the bridge",
                    interval=0.2)
         wall = time.monotonic() - began
-        after = {"bridge": cpu_seconds([bridge.proc.pid]),
+        after = {"bridge": cpu_seconds([bridge.proc.pid]), "worker": cpu_seconds([worker]),
                  **{name: cpu_seconds([pid]) for name, pid in pids.items()}}
         if sampler is not None:
             sampler.stop()
@@ -234,6 +238,9 @@ def main() -> int:
     parser.add_argument("--devenv-dir", type=Path,
                         help="the devenv directory, to measure its brokers' CPU too")
     parser.add_argument("--py-spy", type=Path, metavar="PREFIX")
+    parser.add_argument("--gil", action="store_true",
+                        help="py-spy samples only the thread holding the GIL: where the "
+                             "Python CPU time goes, without threads waiting in a call")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.OPTION=VALUE",
                         help="a bridge option, e.g. oslo_messaging_kafka_notify.linger_ms=5")
     args = parser.parse_args()
@@ -252,7 +259,7 @@ def main() -> int:
             spy = (Path(f"{args.py_spy}-{args.direction}-{run + 1}.txt")
                    if args.py_spy else None)
             result = one_run(args.direction, brokers, Path(work), args.count, args.size, pids,
-                             spy, extra)
+                             spy, args.gil, extra)
             results.append(result)
             print(f"run {run + 1}: " + ", ".join(
                 f"{name} {value:,.1f}" for name, value in result.items()), flush=True)

@@ -19,8 +19,12 @@ import importlib
 import importlib.metadata
 import inspect
 import json
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
+
+from kafka_bridge.compat.amqp import read_ahead
 
 SUPPORTED = "docs/supported-versions.md"
 
@@ -157,6 +161,51 @@ def _kafka_net() -> None:
     finally:
         manager.close()
         net.close()
+
+
+# py-amqp -----------------------------------------------------------------------------
+
+
+@_touchpoint("amqp", "amqp.transport.TCPTransport (_setup_transport, _quick_recv, "
+             "_read_buffer kept by _read)", "amqp.read_ahead")
+def _amqp_read_buffer() -> None:
+    transport = resolve("amqp.transport.TCPTransport")("127.0.0.1:9")
+    ours, theirs = socket.socketpair()
+    try:
+        transport.sock = ours
+        transport._setup_transport()
+        _expect(callable(getattr(transport, "_quick_recv", None)),
+                "TCPTransport._setup_transport() sets no _quick_recv")
+        received: list[int] = []
+        recv = transport._quick_recv
+
+        def counted(n: int) -> bytes:
+            received.append(n)
+            return recv(n)
+        transport._quick_recv = counted
+        read_ahead(_Holder(transport), 4096)
+        frames = [(1, 0, b"first"), (3, 1, b"second frame")]
+        theirs.sendall(b"".join(struct.pack(">BHI", kind, channel, len(payload)) + payload
+                                + b"\xce" for kind, channel, payload in frames))
+        ours.settimeout(2.0)
+        try:
+            read = [transport.read_frame(), transport.read_frame()]
+        except OSError as exc:  # timed out: it waits for bytes it already read
+            read = [f"{type(exc).__name__}: {exc}"]
+        _expect(read == frames, f"TCPTransport.read_frame() read {read!r} of {frames!r} "
+                                f"when its receive function reads ahead")
+        _expect(received == [4096], f"TCPTransport read two frames with receives of "
+                                    f"{received} bytes, not one read ahead of 4096")
+    finally:
+        ours.close()
+        theirs.close()
+
+
+class _Holder:
+    """What read_ahead needs of an amqp.Connection: its transport."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
 
 
 def _version(library: str) -> str:

@@ -33,6 +33,9 @@ ENVELOPE_VERSION = "2.0"
 #: the encoder oslo's jsonutils.dumps builds on every call (json.dumps with
 #: default=to_primitive), built once: the same text, without the per-call setup
 _ENCODER = json.JSONEncoder(default=jsonutils.to_primitive)
+#: what _ENCODER writes of an envelope before its message's text
+_ENVELOPE_HEAD = _ENCODER.encode({ENVELOPE_VERSION_KEY: ENVELOPE_VERSION,
+                                  ENVELOPE_MESSAGE_KEY: ""})[:-2].encode("ascii")
 
 
 class UndecodableRecord(ValueError):
@@ -65,10 +68,14 @@ def encode(ctxt: Any, message: Mapping[str, Any]) -> bytes:
     body = dict(message)
     body["_context"] = context
     try:
-        return _ENCODER.encode({ENVELOPE_VERSION_KEY: ENVELOPE_VERSION,
-                                ENVELOPE_MESSAGE_KEY: _ENCODER.encode(body)}).encode("utf-8")
+        inner = _ENCODER.encode(body)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"notification is not JSON-serializable: {exc}") from None
+    # The encoder escapes every character outside printable ASCII, so inner
+    # needs only its backslashes and quotes escaped to be a JSON string: the
+    # same text as _ENCODER.encode of the envelope, at a fraction of the cost.
+    return b"".join((_ENVELOPE_HEAD, inner.replace("\\", "\\\\").replace('"', '\\"')
+                     .encode("ascii"), b'"}'))
 
 
 def decode(value: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -99,16 +99,25 @@ class Pump(Generic[Message, Record]):
                               on_retry=self._blocked)
         if self.stats.backpressure and any(o is None for o in outcomes):
             self._set_backpressure(False, None)
+        if outcomes.count(None) == len(outcomes):  # the usual case, settled as a whole
+            self._confirmed(senders, sum(dead))
+            return
         for message, outcome, is_dead in zip(senders, outcomes, dead):
             self._settle(message, outcome, is_dead)
+
+    def _confirmed(self, messages: Sequence[Message], dead_letters: int) -> None:
+        """Acknowledge messages the sink confirmed, dead_letters of them dead letters."""
+        self._count(confirmed=len(messages), dead_lettered=dead_letters)
+        now = time.time()
+        for message in messages:
+            message.ack()
+            if self._latency is not None and message.created is not None:
+                self._latency(max(0.0, now - message.created))
 
     def _settle(self, message: Message, outcome: DeliveryFailure | None,
                 is_dead: bool) -> None:
         if outcome is None:
-            self._count(confirmed=1, dead_lettered=1 if is_dead else 0)
-            message.ack()
-            if self._latency is not None and message.created is not None:
-                self._latency(max(0.0, time.time() - message.created))
+            self._confirmed((message,), 1 if is_dead else 0)
         elif outcome.retriable or is_dead:
             # Shutting down (or the dead letter itself failed): the source
             # keeps the message and delivers it again.

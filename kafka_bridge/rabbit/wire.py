@@ -27,7 +27,8 @@ MESSAGE_KEY = "oslo.message"
 UNIQUE_ID_KEY = "_unique_id"
 CONTEXT_PREFIX = "_context_"
 #: what the rabbit driver adds to a notification besides its context keys
-DRIVER_KEYS = (UNIQUE_ID_KEY, "_msg_id", "_reply_q", "_timeout")
+DRIVER_KEYS = frozenset((UNIQUE_ID_KEY, "_msg_id", "_reply_q", "_timeout"))
+_PREFIX_LENGTH = len(CONTEXT_PREFIX)
 #: the kombu header naming a body's compression (``[oslo_messaging_rabbit] kombu_compression``)
 COMPRESSION_HEADER = "compression"
 
@@ -81,10 +82,13 @@ def decode(body: bytes, content_type: str | None, content_encoding: str | None,
         outer = _json(inner, f"{MESSAGE_KEY} is not JSON")
     if not isinstance(outer, dict):
         raise Undecodable("not an object", f"the message is a JSON {type(outer).__name__}")
-    context = {key[len(CONTEXT_PREFIX):]: value for key, value in outer.items()
-               if key.startswith(CONTEXT_PREFIX)}
-    message = {key: value for key, value in outer.items()
-               if not key.startswith(CONTEXT_PREFIX) and key not in DRIVER_KEYS}
+    context: dict[str, Any] = {}
+    message: dict[str, Any] = {}
+    for key, value in outer.items():  # one pass: this runs for every notification
+        if key[:_PREFIX_LENGTH] == CONTEXT_PREFIX:
+            context[key[_PREFIX_LENGTH:]] = value
+        elif key not in DRIVER_KEYS:
+            message[key] = value
     return context, message
 
 

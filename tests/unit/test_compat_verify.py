@@ -32,6 +32,7 @@ REMOVALS = [
     ("oslo.messaging", "oslo_messaging._drivers.common", "deserialize_msg", "deserialize_msg"),
     ("kafka-python", "kafka.net", "NetworkSelector", "NetworkSelector"),
     ("kafka-python", "kafka.net.KafkaConnectionManager", "get_connection", "get_connection"),
+    ("amqp", "amqp.transport.TCPTransport", "_setup_transport", "_setup_transport"),
 ]
 
 
@@ -82,6 +83,17 @@ def test_an_attribute_instances_no_longer_have_is_named(
         verify()
 
 
+def test_a_transport_that_no_longer_keeps_what_it_read_ahead_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    transport = resolve("amqp.transport.TCPTransport")
+
+    def read_exactly(self: Any, n: int, initial: bool = False) -> bytes:
+        return self._quick_recv(n)[:n]  # drops whatever was read beyond n
+    monkeypatch.setattr(transport, "_read", read_exactly)
+    with pytest.raises(LibraryMismatch, match=r"amqp .*read_frame\(\) read"):
+        verify()
+
+
 def test_every_failing_touchpoint_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(resolve("oslo_messaging._drivers.common"), "deserialize_msg")
     message = refusal(monkeypatch, "kafka.net", "NetworkSelector")
@@ -104,7 +116,7 @@ def test_every_seam_function_has_its_touchpoints_checked() -> None:
         seam = importlib.import_module(f"kafka_bridge.compat.{module}")
         assert hasattr(seam, attribute), f"verify checks for kafka_bridge.compat.{name}, " \
                                          f"which no longer exists"
-    for module in ("oslo_messaging", "kafka_python"):
+    for module in ("oslo_messaging", "kafka_python", "amqp"):
         seam = importlib.import_module(f"kafka_bridge.compat.{module}")
         functions = {name for name, value in vars(seam).items()
                      if inspect.isfunction(value) and value.__module__ == seam.__name__

@@ -194,6 +194,9 @@ def test_a_transport_other_than_rabbit_is_refused(tmp_path: Any) -> None:
     {"event_type": "e", "when": __import__("datetime").datetime(2026, 1, 2, 3, 4, 5),
      "tags": {"only"}, "nested": [{"a": None, "b": True, "c": 1e-7}], "ctl": "\x00\n\"\\"},
     {"event_type": "e", "payload": "x" * 900},
+    # beyond ASCII, DEL, separators, an astral character, escapes in keys, big integers
+    {"event_type": "caf\u00e9\x7f\u2028\U0001f600", "payload": {"k\"\\": "\\\\\"/"},
+     "big": 2 ** 80, "all": "".join(map(chr, range(0x250)))},
 ])
 def test_kafka_value_is_byte_identical_to_oslo_serialize_msg_and_jsonutils(message: dict) -> None:
     from oslo_serialization import jsonutils

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 
@@ -71,6 +72,25 @@ def test_event_filter_empty_include_means_everything() -> None:
     assert EventFilter([], []).accepts("anything.at.all")
     assert not EventFilter([], ["anything.*"]).accepts("anything.at.all")
     assert EventFilter([], ["anything.*"]).accepts("other")
+
+
+EVENT_PATTERNS = ["compute.*", "*.end", "volume.?reate", "a[bc]d", "x[!y]z", "",
+                  "identity.*.start", "*"]
+EVENT_TYPES = ["compute.instance.create.end", "compute.x", "x.end", "volume.create",
+               "volume.ccreate", "abd", "acd", "aed", "xaz", "xyz", "", "identity.a.start",
+               "identity.start", "compute.\n", "a.b\nc.end"]
+
+
+@pytest.mark.parametrize("include", [[], *([p] for p in EVENT_PATTERNS),
+                                     ["compute.*", "a[bc]d"], ["", "*.end"]])
+@pytest.mark.parametrize("exclude", [[], ["*.end"], ["compute.*", "a?d"], ["*"]])
+def test_event_filter_matches_as_fnmatchcase_does(include: list[str],
+                                                  exclude: list[str]) -> None:
+    event_filter = EventFilter(include, exclude)
+    for event_type in EVENT_TYPES:
+        expected = (any(fnmatch.fnmatchcase(event_type, p) for p in include or ["*"])
+                    and not any(fnmatch.fnmatchcase(event_type, p) for p in exclude))
+        assert event_filter.accepts(event_type) == expected, event_type
 
 
 # split_routing_key ---------------------------------------------------------------------

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
+
+#: the pattern that matches every event type
+EVERYTHING = "*"
 
 
 class EventFilter:
-    """include/exclude shell patterns on event types."""
+    """include/exclude shell patterns on event types (fnmatch, case-sensitive)."""
 
     def __init__(self, include: Sequence[str], exclude: Sequence[str]) -> None:
-        self._include = list(include) or ["*"]
-        self._exclude = list(exclude)
+        self._include = _matcher(list(include) or [EVERYTHING])
+        self._exclude = _matcher(list(exclude))
 
     def accepts(self, event_type: str) -> bool:
-        return (any(fnmatch.fnmatchcase(event_type, p) for p in self._include)
-                and not any(fnmatch.fnmatchcase(event_type, p) for p in self._exclude))
+        """Whether event_type matches an include pattern and no exclude pattern."""
+        return self._include(event_type) and not self._exclude(event_type)
+
+
+def _matcher(patterns: list[str]) -> Callable[[str], bool]:
+    """Whether a text matches one of patterns, with one compiled expression for all."""
+    if EVERYTHING in patterns:
+        return lambda text: True
+    if not patterns:
+        return lambda text: False
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    return lambda text: match(text) is not None

@@ -22,6 +22,7 @@ from typing import Any
 import kombu
 import oslo_messaging
 
+from kafka_bridge.compat.amqp import read_ahead
 from kafka_bridge.deadline import Deadline
 from kafka_bridge.notification import notification_time
 from kafka_bridge.pump.protocols import BatchHandler
@@ -167,6 +168,7 @@ class RabbitNotificationSource:
                 # Bodies as they arrived, bytes: py-amqp's documented auto_decode would
                 # turn them into text by their content encoding (quietly, when it can).
                 channel.auto_decode = False
+                read_ahead(connection.connection)
                 if self._settings.prefetch_count > 0:
                     channel.basic_qos(0, self._settings.prefetch_count, False)
                 channel, declared = rabbit.declare(connection, channel, self._settings,

@@ -13,8 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from oslo_serialization import jsonutils
-
+from kafka_bridge import oslo_json
 from kafka_bridge.compat.oslo_messaging import deserialize_msg
 from kafka_bridge.payload_path import PayloadPath, as_text
 
@@ -23,19 +22,6 @@ HEADER_EVENT_TYPE = "event_type"
 HEADER_PRIORITY = "priority"
 HEADER_PUBLISHER_ID = "publisher_id"
 HEADER_MESSAGE_ID = "message_id"
-
-
-#: the envelope's keys and version, as oslo.messaging's drivers write them
-ENVELOPE_VERSION_KEY = "oslo.version"
-ENVELOPE_MESSAGE_KEY = "oslo.message"
-ENVELOPE_VERSION = "2.0"
-
-#: the encoder oslo's jsonutils.dumps builds on every call (json.dumps with
-#: default=to_primitive), built once: the same text, without the per-call setup
-_ENCODER = json.JSONEncoder(default=jsonutils.to_primitive)
-#: what _ENCODER writes of an envelope before its message's text
-_ENVELOPE_HEAD = _ENCODER.encode({ENVELOPE_VERSION_KEY: ENVELOPE_VERSION,
-                                  ENVELOPE_MESSAGE_KEY: ""})[:-2].encode("ascii")
 
 
 class UndecodableRecord(ValueError):
@@ -68,14 +54,9 @@ def encode(ctxt: Any, message: Mapping[str, Any]) -> bytes:
     body = dict(message)
     body["_context"] = context
     try:
-        inner = _ENCODER.encode(body)
+        return oslo_json.envelope(oslo_json.dumps(body))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"notification is not JSON-serializable: {exc}") from None
-    # The encoder escapes every character outside printable ASCII, so inner
-    # needs only its backslashes and quotes escaped to be a JSON string: the
-    # same text as _ENCODER.encode of the envelope, at a fraction of the cost.
-    return b"".join((_ENVELOPE_HEAD, inner.replace("\\", "\\\\").replace('"', '\\"')
-                     .encode("ascii"), b'"}'))
 
 
 def decode(value: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,19 +11,20 @@ cannot read; ``encode`` writes what the driver writes.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from kombu import compression, serialization
-from oslo_serialization import jsonutils
+from kombu import compression
+
+from kafka_bridge import oslo_json
 
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "utf-8"
-ENVELOPE_VERSION = "2.0"
-VERSION_KEY = "oslo.version"
-MESSAGE_KEY = "oslo.message"
+ENVELOPE_VERSION = oslo_json.VERSION
+VERSION_KEY = oslo_json.VERSION_KEY
+MESSAGE_KEY = oslo_json.MESSAGE_KEY
 UNIQUE_ID_KEY = "_unique_id"
 CONTEXT_PREFIX = "_context_"
 #: what the rabbit driver adds to a notification besides its context keys
@@ -124,8 +125,16 @@ def encode(ctxt: Mapping[str, Any], message: Mapping[str, Any]) -> bytes:
     Raises TypeError or ValueError if the notification is not JSON-serializable.
     """
     body = dict(message)
-    body[UNIQUE_ID_KEY] = uuid.uuid4().hex
-    body.update((CONTEXT_PREFIX + key, value) for key, value in ctxt.items())
-    envelope = {VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: jsonutils.dumps(body)}
-    _, _, data = serialization.dumps(envelope, serializer="json")
-    return data.encode(CONTENT_ENCODING) if isinstance(data, str) else data
+    body[UNIQUE_ID_KEY] = unique_id()
+    for key, value in ctxt.items():
+        body[CONTEXT_PREFIX + key] = value
+    return oslo_json.envelope(oslo_json.dumps(body))
+
+
+def unique_id() -> str:
+    """A new ``_unique_id``, as the driver makes one: ``uuid.uuid4().hex``, without the
+    UUID object (a third of the cost)."""
+    octets = bytearray(os.urandom(16))
+    octets[6] = octets[6] & 0x0F | 0x40  # version 4
+    octets[8] = octets[8] & 0x3F | 0x80  # RFC 4122 variant
+    return octets.hex()

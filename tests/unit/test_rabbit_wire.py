@@ -28,6 +28,11 @@ NOTIFICATION = {"message_id": "m-1", "publisher_id": "compute.host1",
 CTXT = {"user": "u1", "request_id": "req-1", "roles": ["admin"]}
 
 
+#: beyond ASCII, DEL, separators, an astral character, escapes in keys, big integers
+TRICKY = {"event_type": "caf\u00e9\x7f\u2028\U0001f600", "payload": {"k\"\\": "\\\\\"/"},
+          "big": 2 ** 80, "all": "".join(map(chr, range(0x250)))}
+
+
 def oslo_body(ctxt: dict, message: dict) -> bytes:
     """What oslo's rabbit driver publishes for a notification (messagingv2)."""
     msg = dict(message)
@@ -36,10 +41,21 @@ def oslo_body(ctxt: dict, message: dict) -> bytes:
     return serialization.dumps(oslo_common.serialize_msg(msg), serializer="json")[2].encode()
 
 
-def test_encode_is_byte_identical_to_the_rabbit_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("message", [NOTIFICATION, TRICKY])
+def test_encode_is_byte_identical_to_the_rabbit_driver(monkeypatch: pytest.MonkeyPatch,
+                                                       message: dict) -> None:
     fixed = uuid.UUID("12345678123456781234567812345678")
     monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
-    assert wire.encode(CTXT, NOTIFICATION) == oslo_body(CTXT, NOTIFICATION)
+    monkeypatch.setattr(wire, "unique_id", lambda: fixed.hex)
+    assert wire.encode(CTXT, message) == oslo_body(CTXT, message)
+
+
+def test_unique_ids_are_what_uuid4_makes() -> None:
+    ids = {wire.unique_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for text in ids:
+        made = uuid.UUID(text)
+        assert (made.hex, made.version, made.variant) == (text, 4, uuid.RFC_4122)
 
 
 def test_decode_reads_what_the_driver_sends_as_the_driver_does() -> None:
@@ -194,9 +210,7 @@ def test_a_transport_other_than_rabbit_is_refused(tmp_path: Any) -> None:
     {"event_type": "e", "when": __import__("datetime").datetime(2026, 1, 2, 3, 4, 5),
      "tags": {"only"}, "nested": [{"a": None, "b": True, "c": 1e-7}], "ctl": "\x00\n\"\\"},
     {"event_type": "e", "payload": "x" * 900},
-    # beyond ASCII, DEL, separators, an astral character, escapes in keys, big integers
-    {"event_type": "caf\u00e9\x7f\u2028\U0001f600", "payload": {"k\"\\": "\\\\\"/"},
-     "big": 2 ** 80, "all": "".join(map(chr, range(0x250)))},
+    TRICKY,
 ])
 def test_kafka_value_is_byte_identical_to_oslo_serialize_msg_and_jsonutils(message: dict) -> None:
     from oslo_serialization import jsonutils

@@ -91,7 +91,9 @@ class Confirms:
 
     def settled(self, numbers: Sequence[int]) -> bool:
         """Every one of numbers confirmed or refused."""
-        return all(number in self._outcomes for number in numbers)
+        # From the last: confirms come mostly in order, so while any is pending
+        # the last one is, and this is checked after every frame read.
+        return all(number in self._outcomes for number in reversed(numbers))
 
     def take(self, number: int) -> bool | None:
         """Forget a publish: True confirmed, False refused, None not settled (yet)."""

@@ -24,7 +24,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from kafka_bridge.compat.amqp import read_ahead
+from kafka_bridge.compat.amqp import read_ahead, read_available
 
 SUPPORTED = "docs/supported-versions.md"
 
@@ -183,7 +183,7 @@ def _amqp_read_buffer() -> None:
             received.append(n)
             return recv(n)
         transport._quick_recv = counted
-        read_ahead(_Holder(transport), 4096)
+        read_ahead(_Connection(transport), 4096)
         frames = [(1, 0, b"first"), (3, 1, b"second frame")]
         theirs.sendall(b"".join(struct.pack(">BHI", kind, channel, len(payload)) + payload
                                 + b"\xce" for kind, channel, payload in frames))
@@ -201,11 +201,61 @@ def _amqp_read_buffer() -> None:
         theirs.close()
 
 
-class _Holder:
-    """What read_ahead needs of an amqp.Connection: its transport."""
+@_touchpoint("amqp", "amqp.Connection.on_inbound_frame, amqp.method_framing.frame_handler "
+             "(the frames it takes), TCPTransport._read_buffer", "amqp.read_available")
+def _amqp_frame_handler() -> None:
+    _expect(isinstance(inspect.getattr_static(resolve("amqp.connection.Connection"),
+                                              "on_inbound_frame", None), property),
+            "amqp.Connection has no on_inbound_frame property")
+    transport = resolve("amqp.transport.TCPTransport")("127.0.0.1:9")
+    ours, theirs = socket.socketpair()
+    try:
+        transport.sock = ours
+        transport._setup_transport()
+        _expect(getattr(transport, "_read_buffer", None) == b"",
+                "TCPTransport._setup_transport() sets no empty _read_buffer")
+        delivered: list[tuple[Any, ...]] = []
+        connection = _Connection(transport)
+        connection.on_inbound_frame = resolve("amqp.method_framing.frame_handler")(
+            connection, lambda *args: delivered.append(args))
+        body = bytes(range(256)) * 40  # several body frames of at most frame_max
+        sender = _Connection(_Writer(theirs))
+        write = resolve("amqp.method_framing.frame_writer")(sender, sender.transport)
+        arguments = resolve("amqp.serialization.dumps")("sLbss", ["tag", 7, False, "x", "k"])
+        message = resolve("amqp.basic_message.Message")(body, content_type="application/json")
+        write(1, 1, (60, 60), arguments, message)
+        ours.settimeout(0)
+        read_available(connection, lambda: bool(delivered))
+        _expect(len(delivered) == 1, f"frame_handler assembled {len(delivered)} deliveries "
+                                     f"of the frames read_available handed it, not 1")
+        channel, method, args, content = delivered[0]
+        _expect((channel, method, bytes(args)[4:]) == (1, (60, 60), arguments),
+                f"frame_handler delivered method {method} on channel {channel}, not "
+                f"basic.deliver on 1")
+        _expect(content.body == body and content.properties.get("content_type")
+                == "application/json", "frame_handler assembled another message body "
+                                       "or properties than were sent")
+    finally:
+        ours.close()
+        theirs.close()
+
+
+class _Connection:
+    """What read_ahead, read_available and py-amqp's framing need of an amqp.Connection."""
+
+    frame_max = 4096
+    bytes_recv = bytes_sent = 0
+    on_inbound_frame: Callable[[tuple[int, int, bytes]], Any]
 
     def __init__(self, transport: Any) -> None:
         self.transport = transport
+
+
+class _Writer:
+    """A transport that writes to a socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.write = sock.sendall
 
 
 def _version(library: str) -> str:

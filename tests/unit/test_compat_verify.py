@@ -33,6 +33,7 @@ REMOVALS = [
     ("kafka-python", "kafka.net", "NetworkSelector", "NetworkSelector"),
     ("kafka-python", "kafka.net.KafkaConnectionManager", "get_connection", "get_connection"),
     ("amqp", "amqp.transport.TCPTransport", "_setup_transport", "_setup_transport"),
+    ("amqp", "amqp.connection.Connection", "on_inbound_frame", "on_inbound_frame"),
 ]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import kombu
 import oslo_messaging
 
-from kafka_bridge.compat.amqp import read_ahead
+from kafka_bridge.compat.amqp import read_ahead, read_available
 from kafka_bridge.deadline import Deadline
 from kafka_bridge.notification import notification_time
 from kafka_bridge.pump.protocols import BatchHandler
@@ -235,20 +235,18 @@ class RabbitNotificationSource:
     def _take_what_arrived(self) -> None:
         """Process what RabbitMQ sent, without waiting, until batch_size are received.
 
-        py-amqp sets the socket's timeout for each frame it reads, unless it
-        is already the one asked for; the socket is left non-blocking for the
-        whole batch instead (two system calls per batch, not six per message).
+        The frames received are handed to py-amqp's frame handler in bulk
+        (kafka_bridge.compat.amqp), on a socket left non-blocking for the
+        whole batch.
         """
         assert self._connection is not None
-        sock = self._connection.connection.sock
+        connection = self._connection.connection
+        received, size = self._received, self._batch_size
+        sock = connection.sock
         previous = sock.gettimeout()
         sock.settimeout(0.0)
         try:
-            while len(self._received) < self._batch_size:
-                try:
-                    self._connection.drain_events(timeout=0.0)
-                except (socket.timeout, BlockingIOError):
-                    return
+            read_available(connection, lambda: len(received) >= size)
         finally:
             if sock.fileno() != -1:  # not if the connection failed meanwhile
                 sock.settimeout(previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,21 @@ def notification_time(message: Any) -> float | None:
     stamp = message.get("timestamp") if isinstance(message, Mapping) else None
     if not isinstance(stamp, str):
         return None
+    fraction = stamp[20:]
+    if len(stamp) == 26 and stamp[19] == "." and fraction.isascii() and fraction.isdigit():
+        # oslo's own form, str(timeutils.utcnow()): 2026-12-01 07:00:00.123456,
+        # whose second many notifications share
+        second = _seconds(stamp[:19])
+        return None if second is None else second + int(fraction) / 1e6
+    try:
+        return parse_time(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _seconds(stamp: str) -> float | None:
+    """Epoch seconds of a time to the second (UTC), None if unreadable."""
     try:
         return parse_time(stamp).timestamp()
     except ValueError:

@@ -17,7 +17,7 @@ from kafka_bridge.kafka import envelope
 from kafka_bridge.kafka.consumer import Delivery
 from kafka_bridge.kafka.received import ReceivedRecord
 from kafka_bridge.kafka.settings import KafkaSettings
-from kafka_bridge.notification import split_routing_key
+from kafka_bridge.notification import notification_time, parse_time, split_routing_key
 from kafka_bridge.pump import Poison, Skip, SkipReason
 from kafka_bridge.pump.routes.event_filter import EventFilter
 from kafka_bridge.pump.routes.forward import ForwardRoute, plain_value
@@ -91,6 +91,30 @@ def test_event_filter_matches_as_fnmatchcase_does(include: list[str],
         expected = (any(fnmatch.fnmatchcase(event_type, p) for p in include or ["*"])
                     and not any(fnmatch.fnmatchcase(event_type, p) for p in exclude))
         assert event_filter.accepts(event_type) == expected, event_type
+
+
+# notification_time ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stamp", [
+    "2026-12-01 07:00:00.123456", "2026-12-01 07:00:00.000001", "2026-12-01 07:00:59.999999",
+    "2026-12-01T07:00:00.123456", "2026-12-01 07:00:00", "2026-12-01 07:00:00.123456+02:00",
+    "2026-12-01T07:00:00Z", "2026-13-01 07:00:00.123456", "2026-12-01 07:00:00.12345\u0663",
+    "2026-12-01 07:00:00.12_456", "2026-12-01 07:00:00. 12345", "garbage", ""])
+def test_notification_time_reads_as_parse_time_does(stamp: str) -> None:
+    try:
+        expected: float | None = parse_time(stamp).timestamp()
+    except ValueError:
+        expected = None
+    for _ in range(2):  # the second time from the cache of seconds
+        found = notification_time({"timestamp": stamp})
+        assert found == pytest.approx(expected, abs=1e-6) if expected is not None \
+            else found is None
+
+
+def test_notification_time_of_a_notification_without_one_is_none() -> None:
+    assert notification_time({"timestamp": 1764572400}) is None
+    assert notification_time(None) is None
 
 
 # split_routing_key ---------------------------------------------------------------------

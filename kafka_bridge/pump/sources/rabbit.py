@@ -6,7 +6,8 @@ them with py-amqp's ``basic_consume`` through kombu's public ``Queue.consume``,
 and decodes each body itself: the raw AMQP message is in hand whatever it
 holds, so a message that is not a notification is dead-lettered with its
 original bytes instead of being rejected by a library. A batch is whatever
-RabbitMQ sent meanwhile, and a confirmed batch is acknowledged with one
+RabbitMQ sent meanwhile (its frames handed to py-amqp in bulk, see
+kafka_bridge.compat.amqp), and a confirmed batch is acknowledged with one
 ``basic.ack``.
 """
 

@@ -22,6 +22,8 @@ HEADER_EVENT_TYPE = "event_type"
 HEADER_PRIORITY = "priority"
 HEADER_PUBLISHER_ID = "publisher_id"
 HEADER_MESSAGE_ID = "message_id"
+#: the notification's fields set as headers, each named as the field
+HEADER_FIELDS = (HEADER_EVENT_TYPE, HEADER_PRIORITY, HEADER_PUBLISHER_ID, HEADER_MESSAGE_ID)
 
 
 class UndecodableRecord(ValueError):
@@ -91,12 +93,12 @@ def decode(value: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def headers_for(message: Mapping[str, Any]) -> tuple[tuple[str, bytes], ...]:
     """Record headers naming the notification (present fields only)."""
-    pairs = ((HEADER_EVENT_TYPE, message.get("event_type")),
-             (HEADER_PRIORITY, message.get("priority")),
-             (HEADER_PUBLISHER_ID, message.get("publisher_id")),
-             (HEADER_MESSAGE_ID, message.get("message_id")))
-    return tuple((name, str(value).encode("utf-8")) for name, value in pairs
-                 if value is not None)
+    headers = []
+    for name in HEADER_FIELDS:  # a loop: this runs for every notification
+        value = message.get(name)
+        if value is not None:
+            headers.append((name, str(value).encode("utf-8")))
+    return tuple(headers)
 
 
 def record_key(message: Mapping[str, Any], path: PayloadPath | None) -> bytes | None:

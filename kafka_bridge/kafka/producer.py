@@ -136,8 +136,9 @@ class Publisher:
 
     def _oversized(self, record: OutgoingRecord) -> RecordTooLargeError | None:
         """Refuse a record the producer would refuse, with a message that says what to do."""
-        size = len(record.value) + len(record.key or b"") + sum(
-            len(k) + len(v) for k, v in record.headers)
+        size = len(record.value) + len(record.key or b"")
+        for name, value in record.headers:  # a loop: this runs for every record
+            size += len(name) + len(value)
         if size <= self._settings.max_request_size:
             return None
         return RecordTooLargeError(

@@ -108,6 +108,8 @@ def _json(text: bytes | str, kind: str) -> Any:
 
 def _compatible(version: Any) -> bool:
     """Same major version, minor not above ours (the driver's rule)."""
+    if version == ENVELOPE_VERSION:
+        return True
     if not isinstance(version, str):
         return False
     ours = ENVELOPE_VERSION.split(".")

@@ -109,8 +109,8 @@ class BridgeService(service.Service):
                 if conf.forward.single_active_consumer else None), route, kafka_sink)
         if self._stopping.is_set():  # stopped while a source was still connecting
             return
+        settle_heap()  # start-up's last work: ready means pumping, nothing else
         self._ready = True
-        settle_heap()
         LOG.info("kafka-bridge running: mode %s, Kafka %s", mode,
                  ",".join(settings.bootstrap_servers))
         self._report(RUNNING)

@@ -248,8 +248,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=10000,
-                        help="notifications per throughput run (default 10000)")
+    parser.add_argument("--count", type=int, default=20000,
+                        help="notifications per throughput run (default 20000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--driver-sizes", type=int, nargs="+", default=list(SIZES))

@@ -67,7 +67,7 @@ def test_quick_benchmark_writes_every_section(brokers, tmp_path: Path) -> None:
     assert set(results["listener_ready"]) >= {"kafka-notify", "kafka"}
     assert set(results["resources"]) == {"idle", "load_1000", "max_throughput",
                                          "naive_max_throughput"}
-    assert len(results["targets"]) == 14 and all("met" in t for t in results["targets"])
+    assert len(results["targets"]) == 15 and all("met" in t for t in results["targets"])
     figures = {k: results[k] for k in ("forward", "reverse", "latency", "driver",
                                        "listener_ready", "resources")}
     assert not _positive_numbers(figures, "results"), _positive_numbers(figures, "results")

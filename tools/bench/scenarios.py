@@ -85,8 +85,8 @@ def _drain_cpu(arrived: Callable[[], int], wait_for: Callable[[int, float], None
     """CPU us per notification of each process tree of pids while a side drains count
     notifications: from the first arrival to the count-th, the window the rate is taken
     over (what arrived by the first poll is not counted); and from the side's readiness,
-    start-up work after it included (also the first figure if most had arrived by the
-    first poll). arrived() counts what arrived so far."""
+    start-up work after it included (also the first figure when the window is too short
+    to meter). arrived() counts what arrived so far."""
     from_ready = probes.CpuMeter(pids)
     wait_for(1, 300)
     meter = probes.CpuMeter(pids)
@@ -95,7 +95,9 @@ def _drain_cpu(arrived: Callable[[], int], wait_for: Callable[[int, float], None
     after = arrived()
     cpu, cpu_from_ready = meter.stop(), from_ready.stop()
     from_ready_us = _cpu_per_notification(cpu_from_ready, after)
-    if after - before < count // 2:  # most had arrived by the first poll (--quick's few)
+    if after - before < count // 2 or min(cpu.values()) <= 0:
+        # too short to meter (--quick's few): most had arrived by the first poll, or a
+        # process got no clock tick (10 ms) in it
         return from_ready_us, from_ready_us
     return _cpu_per_notification(cpu, after - before), from_ready_us
 

@@ -205,20 +205,22 @@ def one_run(direction: str, brokers: Brokers, work: Path, count: int, size: int,
         brokers, work, count, size, extra)
     try:
         worker = worker_of(bridge)
+
+        def readings() -> dict[str, float]:
+            return {"bridge": cpu_seconds([bridge.proc.pid]), "worker": cpu_seconds([worker]),
+                    **{name: cpu_seconds([pid]) for name, pid in pids.items()}}
         os.kill(worker, signal.SIGSTOP)
         try:
             preload()
         finally:
-            before = {"bridge": cpu_seconds([bridge.proc.pid]), "worker": cpu_seconds([worker]),
-                      **{name: cpu_seconds([pid]) for name, pid in pids.items()}}
+            before = readings()
             sampler = Sampler(worker, spy, gil) if spy is not None else None
             began = time.monotonic()
             os.kill(worker, signal.SIGCONT)
         wait_until(lambda: counted() >= count, 600, f"{count} notifications through the bridge",
                    interval=0.2)
         wall = time.monotonic() - began
-        after = {"bridge": cpu_seconds([bridge.proc.pid]), "worker": cpu_seconds([worker]),
-                 **{name: cpu_seconds([pid]) for name, pid in pids.items()}}
+        after = readings()
         if sampler is not None:
             sampler.stop()
     finally:

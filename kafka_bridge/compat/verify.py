@@ -14,6 +14,7 @@ here as well.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.metadata
@@ -21,7 +22,7 @@ import inspect
 import json
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kafka_bridge.compat.amqp import read_ahead, read_available
@@ -169,11 +170,7 @@ def _kafka_net() -> None:
 @_touchpoint("amqp", "amqp.transport.TCPTransport (_setup_transport, _quick_recv, "
              "_read_buffer kept by _read)", "amqp.read_ahead")
 def _amqp_read_buffer() -> None:
-    transport = resolve("amqp.transport.TCPTransport")("127.0.0.1:9")
-    ours, theirs = socket.socketpair()
-    try:
-        transport.sock = ours
-        transport._setup_transport()
+    with _transport_on_a_socket_pair() as (transport, ours, theirs):
         _expect(callable(getattr(transport, "_quick_recv", None)),
                 "TCPTransport._setup_transport() sets no _quick_recv")
         received: list[int] = []
@@ -196,9 +193,6 @@ def _amqp_read_buffer() -> None:
                                 f"when its receive function reads ahead")
         _expect(received == [4096], f"TCPTransport read two frames with receives of "
                                     f"{received} bytes, not one read ahead of 4096")
-    finally:
-        ours.close()
-        theirs.close()
 
 
 @_touchpoint("amqp", "amqp.Connection.on_inbound_frame, amqp.method_framing.frame_handler "
@@ -207,11 +201,7 @@ def _amqp_frame_handler() -> None:
     _expect(isinstance(inspect.getattr_static(resolve("amqp.connection.Connection"),
                                               "on_inbound_frame", None), property),
             "amqp.Connection has no on_inbound_frame property")
-    transport = resolve("amqp.transport.TCPTransport")("127.0.0.1:9")
-    ours, theirs = socket.socketpair()
-    try:
-        transport.sock = ours
-        transport._setup_transport()
+    with _transport_on_a_socket_pair() as (transport, ours, theirs):
         _expect(getattr(transport, "_read_buffer", None) == b"",
                 "TCPTransport._setup_transport() sets no empty _read_buffer")
         delivered: list[tuple[Any, ...]] = []
@@ -235,6 +225,17 @@ def _amqp_frame_handler() -> None:
         _expect(content.body == body and content.properties.get("content_type")
                 == "application/json", "frame_handler assembled another message body "
                                        "or properties than were sent")
+
+
+@contextlib.contextmanager
+def _transport_on_a_socket_pair() -> Iterator[tuple[Any, socket.socket, socket.socket]]:
+    """(py-amqp's TCPTransport set up on one end of a socket pair, that end, the other)."""
+    transport = resolve("amqp.transport.TCPTransport")("127.0.0.1:9")
+    ours, theirs = socket.socketpair()
+    try:
+        transport.sock = ours
+        transport._setup_transport()
+        yield transport, ours, theirs
     finally:
         ours.close()
         theirs.close()

@@ -19,12 +19,10 @@ from typing import Any
 from kombu import compression
 
 from kafka_bridge import oslo_json
+from kafka_bridge.oslo_json import MESSAGE_KEY, VERSION, VERSION_KEY
 
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "utf-8"
-ENVELOPE_VERSION = oslo_json.VERSION
-VERSION_KEY = oslo_json.VERSION_KEY
-MESSAGE_KEY = oslo_json.MESSAGE_KEY
 UNIQUE_ID_KEY = "_unique_id"
 CONTEXT_PREFIX = "_context_"
 #: what the rabbit driver adds to a notification besides its context keys
@@ -75,7 +73,7 @@ def decode(body: bytes, content_type: str | None, content_encoding: str | None,
         version = outer[VERSION_KEY]
         if not _compatible(version):
             raise Undecodable("unsupported envelope version",
-                              f"{version!r}, this bridge reads {ENVELOPE_VERSION}")
+                              f"{version!r}, this bridge reads {VERSION}")
         inner = outer[MESSAGE_KEY]
         if not isinstance(inner, str):
             raise Undecodable("bad envelope", f"{MESSAGE_KEY} is {type(inner).__name__}, "
@@ -108,11 +106,11 @@ def _json(text: bytes | str, kind: str) -> Any:
 
 def _compatible(version: Any) -> bool:
     """Same major version, minor not above ours (the driver's rule)."""
-    if version == ENVELOPE_VERSION:
+    if version == VERSION:
         return True
     if not isinstance(version, str):
         return False
-    ours = ENVELOPE_VERSION.split(".")
+    ours = VERSION.split(".")
     parts = version.split(".")
     try:
         return int(parts[0]) == int(ours[0]) and int(parts[1]) <= int(ours[1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,7 +108,9 @@ def test_bodies_larger_than_a_read_and_a_frame_arrive_whole(
     data = b"".join(Wire(theirs).delivery(n, body) for n, body in enumerate(sent))
     theirs.setblocking(False)
     offset = 0
+    deadline = time.monotonic() + 10
     while len(connection.delivered) < len(sent):
+        assert time.monotonic() < deadline, f"{len(connection.delivered)} of 3 delivered"
         if offset < len(data):
             try:
                 offset += theirs.send(data[offset:])
